@@ -1,0 +1,1 @@
+//! drift detectors (in progress)

@@ -1,0 +1,2 @@
+//! eddy's stream operators.
+pub mod drift;
