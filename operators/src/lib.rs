@@ -1,2 +1,12 @@
-//! eddy's stream operators.
+//! eddy's stream operators: the pieces of state the engine drives per record.
+//!
+//! - [`learner`]: online learners (logistic and linear regression with SGD, AdaGrad, FTRL).
+//! - [`encoder`]: the learning-side feature encoder with online standardisation.
+//! - [`drift`]: drift detectors (ADWIN, DDM, EDDM, HDDM_A, Page-Hinkley, KSWIN).
+//!
+//! Nothing here knows about threads, channels or I/O; the engine owns those.
+#![warn(missing_docs)]
+
 pub mod drift;
+pub mod encoder;
+pub mod learner;

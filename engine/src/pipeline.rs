@@ -1,0 +1,579 @@
+//! `Pipeline`: the dataflow runtime that ties sources, the label join, the model slots, the
+//! evaluator and the sinks together.
+//!
+//! Threads: one per source (read + decode + validate), one per sink, one for dead letters, and
+//! the engine thread that runs this file's hot loop. They talk over bounded crossbeam channels,
+//! so a slow sink slows the engine and a slow engine slows the sources — backpressure, never
+//! unbounded queues. The hot loop is synchronous and allocation-free per row.
+//!
+//! Per event: update the watermark and expire the join, encode, score with every slot, emit
+//! the predictions, buffer the encoded row. Per label: find the event, record each slot's
+//! *earlier* prediction in its evaluator (prequential), then let each slot learn.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use arrow_array::builder::{Float32Builder, Int64Builder, StringBuilder, UInt64Builder};
+use arrow_array::cast::AsArray;
+use arrow_array::types::{Float64Type, Int64Type};
+use arrow_array::{ArrayRef, RecordBatch, StringArray};
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
+use crossbeam_channel::{bounded, Receiver, Sender};
+use eddy_operators::encoder::{EncodingConfig, FeatureEncoder};
+use eddy_scorer::encoding::{Feature, FeatureKind, FeatureSpec};
+use eddy_scorer::model::ModelKind;
+use xxhash_rust::xxh3::xxh3_64;
+
+use crate::encode::BatchEncoder;
+use crate::error::EngineError;
+use crate::evaluator::EvaluationConfig;
+use crate::label_join::{EventOutcome, JoinConfig, LabelJoin, LabelOutcome};
+use crate::merge::{MergeInput, Next, SourceMessage, StreamMerger};
+use crate::record::{DeadLetter, StreamRole};
+use crate::sink::{Sink, SinkError, SinkInput};
+use crate::slot::{Slot, SlotSpec};
+use crate::source::{Poll, Source, SourceContext, StreamSpec};
+use crate::summary::{FeatureSummary, RunSummary};
+
+/// Batches in flight per channel.
+const CHANNEL_DEPTH: usize = 8;
+
+/// The resolved, validated description of a pipeline (built from the config by the binary).
+#[derive(Debug, Clone)]
+pub struct PipelineSpec {
+    /// Pipeline name (used in metrics and the registry).
+    pub name: String,
+    /// Decoding spec of events.
+    pub events: StreamSpec,
+    /// Decoding spec of labels (its `label` is set).
+    pub labels: StreamSpec,
+    /// The model's features; `None` means every event field but the key and time.
+    pub features: Option<Vec<FeatureSpec>>,
+    /// Fields never used as features.
+    pub exclude: Vec<String>,
+    /// Classification (logistic) or regression (linear).
+    pub task: ModelKind,
+    /// Feature encoding.
+    pub encoding: EncodingConfig,
+    /// Seed of everything random (feature hashing).
+    pub seed: u64,
+    /// Model slots; the first is the champion.
+    pub slots: Vec<SlotSpec>,
+    /// Label join.
+    pub join: JoinConfig,
+    /// Evaluator.
+    pub evaluation: EvaluationConfig,
+    /// Rows per source batch.
+    pub batch_size: usize,
+    /// How long an unbounded source may be silent before the merge goes on without it.
+    pub idle_timeout: Duration,
+}
+
+/// Shared run controls: a stop flag (set by signal handlers) and live counters for progress
+/// reporting.
+#[derive(Debug, Clone, Default)]
+pub struct RunControl {
+    /// Set to ask the pipeline to stop reading, drain and finish.
+    pub stop: Arc<AtomicBool>,
+    /// Events processed so far.
+    pub events: Arc<AtomicU64>,
+}
+
+/// A sink attached to one output stream.
+pub struct SinkBinding {
+    /// Config name.
+    pub name: String,
+    /// Which output it receives.
+    pub input: SinkInput,
+    /// The sink.
+    pub sink: Box<dyn Sink>,
+}
+
+/// A pipeline ready to run. See the module docs.
+pub struct Pipeline {
+    spec: PipelineSpec,
+    control: RunControl,
+    dead_letter_tx: Sender<DeadLetter>,
+    dead_letter_rx: Receiver<DeadLetter>,
+}
+
+impl Pipeline {
+    /// A pipeline for `spec`.
+    pub fn new(spec: PipelineSpec, control: RunControl) -> Self {
+        let (dead_letter_tx, dead_letter_rx) = bounded(4096);
+        Pipeline { spec, control, dead_letter_tx, dead_letter_rx }
+    }
+
+    /// The spec.
+    pub fn spec(&self) -> &PipelineSpec {
+        &self.spec
+    }
+
+    /// What a source named `name` playing `role` needs to be built.
+    pub fn source_context(&self, name: &str, role: StreamRole) -> SourceContext {
+        SourceContext {
+            name: name.to_string(),
+            events: self.spec.events.clone(),
+            labels: self.spec.labels.clone(),
+            role,
+            batch_size: self.spec.batch_size,
+            dead_letters: self.dead_letter_tx.clone(),
+            stop: self.control.stop.clone(),
+        }
+    }
+
+    /// Runs until every source has ended (or the stop flag is set and the sources drained).
+    ///
+    /// # Errors
+    /// When a source or sink fails, or no usable feature exists.
+    pub fn run(
+        self,
+        sources: Vec<(String, Box<dyn Source>)>,
+        sinks: Vec<SinkBinding>,
+    ) -> Result<RunSummary, EngineError> {
+        let started = Instant::now();
+        let Pipeline { spec, control, dead_letter_tx, dead_letter_rx } = self;
+
+        // Sinks, each on its own thread.
+        let mut outputs: BTreeMap<SinkInput, Vec<Sender<RecordBatch>>> = BTreeMap::new();
+        let mut sink_threads: Vec<(String, JoinHandle<Result<(), SinkError>>)> = Vec::new();
+        for binding in sinks {
+            let (tx, rx) = bounded::<RecordBatch>(CHANNEL_DEPTH);
+            outputs.entry(binding.input).or_default().push(tx);
+            let mut sink = binding.sink;
+            let name = binding.name.clone();
+            let handle = std::thread::Builder::new()
+                .name(format!("sink-{name}"))
+                .spawn(move || {
+                    for batch in rx {
+                        sink.write(&batch)?;
+                    }
+                    sink.flush()
+                })
+                .map_err(|e| EngineError::Internal(format!("cannot spawn sink thread: {e}")))?;
+            sink_threads.push((binding.name, handle));
+        }
+
+        // Dead letters: counted always, written when a sink wants them.
+        let dead_letter_outputs = outputs.remove(&SinkInput::DeadLetters).unwrap_or_default();
+        let dead_letter_thread = std::thread::Builder::new()
+            .name("dead-letters".into())
+            .spawn(move || collect_dead_letters(dead_letter_rx, dead_letter_outputs))
+            .map_err(|e| EngineError::Internal(format!("cannot spawn dead-letter thread: {e}")))?;
+        drop(dead_letter_tx);
+
+        // Sources, each on its own thread.
+        let mut inputs = Vec::new();
+        let mut source_threads = Vec::new();
+        for (name, mut source) in sources {
+            let (tx, rx) = bounded::<SourceMessage>(CHANNEL_DEPTH);
+            let bounded_source = source.is_bounded();
+            let stop = control.stop.clone();
+            let thread_name = name.clone();
+            let handle = std::thread::Builder::new()
+                .name(format!("source-{name}"))
+                .spawn(move || {
+                    let _ = thread_name;
+                    loop {
+                        if stop.load(Ordering::Relaxed) {
+                            let _ = tx.send(SourceMessage::End);
+                            return;
+                        }
+                        match source.poll() {
+                            Ok(Poll::Batch(b)) => {
+                                if tx.send(SourceMessage::Batch(b)).is_err() {
+                                    return;
+                                }
+                            }
+                            Ok(Poll::Idle) => std::thread::sleep(Duration::from_millis(20)),
+                            Ok(Poll::End) => {
+                                let _ = tx.send(SourceMessage::End);
+                                return;
+                            }
+                            Err(e) => {
+                                let _ = tx.send(SourceMessage::Failed(e));
+                                return;
+                            }
+                        }
+                    }
+                })
+                .map_err(|e| EngineError::Internal(format!("cannot spawn source thread: {e}")))?;
+            source_threads.push(handle);
+            inputs.push(MergeInput { name, rx, bounded: bounded_source });
+        }
+
+        let merger = StreamMerger::new(inputs, &spec.events.time, &spec.labels.time, spec.idle_timeout);
+        let mut engine =
+            Engine::new(&spec, control.clone(), outputs.remove(&SinkInput::Predictions).unwrap_or_default());
+        let result = engine.run(merger);
+        let mut summary = engine.finish();
+        drop(engine);
+        drop(outputs);
+
+        // Sources stop when their channel closes; sinks when theirs does.
+        for h in source_threads {
+            let _ = h.join();
+        }
+        let dead = dead_letter_thread
+            .join()
+            .map_err(|_| EngineError::Internal("dead-letter thread panicked".into()))?;
+        let mut first_error = result.err();
+        for (name, h) in sink_threads {
+            match h.join() {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    first_error.get_or_insert(EngineError::Sink(e));
+                }
+                Err(_) => {
+                    first_error.get_or_insert(EngineError::Internal(format!("sink `{name}` panicked")));
+                }
+            }
+        }
+        match dead {
+            Ok(counts) => {
+                summary.dead_letters = counts.values().sum();
+                summary.dead_letters_by_reason = counts;
+            }
+            Err(e) => {
+                first_error.get_or_insert(EngineError::Sink(e));
+            }
+        }
+        if let Some(e) = first_error {
+            return Err(e);
+        }
+        summary.elapsed_seconds = started.elapsed().as_secs_f64();
+        summary.events_per_second =
+            if summary.elapsed_seconds > 0.0 { summary.events as f64 / summary.elapsed_seconds } else { 0.0 };
+        Ok(summary)
+    }
+}
+
+/// Writes dead letters to their sinks in batches and counts them by reason.
+fn collect_dead_letters(
+    rx: Receiver<DeadLetter>,
+    outputs: Vec<Sender<RecordBatch>>,
+) -> Result<BTreeMap<String, u64>, SinkError> {
+    let mut counts = BTreeMap::new();
+    let mut pending: Vec<DeadLetter> = Vec::new();
+    let mut warned = 0;
+    while let Ok(first) = rx.recv() {
+        pending.push(first);
+        while pending.len() < 1024 {
+            match rx.try_recv() {
+                Ok(d) => pending.push(d),
+                Err(_) => break,
+            }
+        }
+        for d in &pending {
+            *counts.entry(d.reason.clone()).or_insert(0u64) += 1;
+            if outputs.is_empty() && warned < 10 {
+                warned += 1;
+                tracing::warn!(source = %d.source, offset = d.offset, reason = %d.reason, "rejected record: {}", d.detail);
+            }
+        }
+        if !outputs.is_empty() {
+            let batch = dead_letter_batch(&pending);
+            for tx in &outputs {
+                tx.send(batch.clone()).map_err(|_| SinkError::new("dead_letters", "sink stopped"))?;
+            }
+        }
+        pending.clear();
+    }
+    Ok(counts)
+}
+
+fn dead_letter_batch(letters: &[DeadLetter]) -> RecordBatch {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("source", DataType::Utf8, false),
+        Field::new("offset", DataType::UInt64, false),
+        Field::new("reason", DataType::Utf8, false),
+        Field::new("detail", DataType::Utf8, false),
+        Field::new("record", DataType::Utf8, false),
+    ]));
+    let col = |f: fn(&DeadLetter) -> &str| -> ArrayRef {
+        Arc::new(StringArray::from_iter_values(letters.iter().map(f)))
+    };
+    let offsets: ArrayRef =
+        Arc::new(arrow_array::UInt64Array::from_iter_values(letters.iter().map(|d| d.offset)));
+    RecordBatch::try_new(
+        schema,
+        vec![col(|d| &d.source), offsets, col(|d| &d.reason), col(|d| &d.detail), col(|d| &d.record)],
+    )
+    .expect("dead-letter columns match their schema")
+}
+
+/// The engine thread's state.
+struct Engine<'s> {
+    spec: &'s PipelineSpec,
+    control: RunControl,
+    encoder: Option<FeatureEncoder>,
+    slots: Vec<Slot>,
+    join: LabelJoin,
+    predictions: Vec<Sender<RecordBatch>>,
+    prediction_schema: SchemaRef,
+    events: u64,
+    labels: u64,
+    late: u64,
+    max_ts: i64,
+    row: Vec<Feature>,
+    scores: Vec<f32>,
+}
+
+impl<'s> Engine<'s> {
+    fn new(spec: &'s PipelineSpec, control: RunControl, predictions: Vec<Sender<RecordBatch>>) -> Self {
+        let mut fields = vec![
+            Field::new("id", DataType::Utf8, false),
+            Field::new("ts", DataType::Int64, false),
+            Field::new("slot", DataType::Utf8, false),
+            Field::new("model_version", DataType::UInt64, false),
+            Field::new("prediction", DataType::Float32, false),
+        ];
+        if spec.task == ModelKind::Logistic {
+            fields.push(Field::new("predicted_label", DataType::Int64, false));
+        }
+        Engine {
+            spec,
+            control,
+            encoder: None,
+            slots: Vec::new(),
+            join: LabelJoin::new(&spec.join, spec.slots.len()),
+            predictions,
+            prediction_schema: Arc::new(Schema::new(fields)),
+            events: 0,
+            labels: 0,
+            late: 0,
+            max_ts: i64::MIN,
+            row: Vec::with_capacity(64),
+            scores: vec![0.0; spec.slots.len()],
+        }
+    }
+
+    fn run(&mut self, mut merger: StreamMerger) -> Result<(), EngineError> {
+        loop {
+            match merger.next()? {
+                Next::Run { input, start, end } => {
+                    let batch = merger.head(input);
+                    match batch.role {
+                        StreamRole::Events => self.events_run(&batch.batch, start, end)?,
+                        StreamRole::Labels => self.labels_run(&batch.batch, start, end)?,
+                    }
+                    merger.consume(input, end);
+                }
+                Next::Idle => {}
+                Next::Done => return Ok(()),
+            }
+        }
+    }
+
+    /// Resolves the model's features from the first event batch and builds the slots.
+    fn init_model(&mut self, batch: &RecordBatch) -> Result<(), EngineError> {
+        let features = match &self.spec.features {
+            Some(f) => f.clone(),
+            None => batch
+                .schema()
+                .fields()
+                .iter()
+                .filter(|f| {
+                    f.name() != &self.spec.events.key
+                        && f.name() != &self.spec.events.time
+                        && !self.spec.exclude.contains(f.name())
+                })
+                .filter_map(|f| {
+                    let kind = match f.data_type() {
+                        DataType::Float64 => FeatureKind::Numeric,
+                        DataType::Utf8 => FeatureKind::Categorical,
+                        DataType::Boolean => FeatureKind::Boolean,
+                        _ => return None,
+                    };
+                    Some(FeatureSpec { name: f.name().clone(), kind })
+                })
+                .collect(),
+        };
+        if features.is_empty() {
+            return Err(EngineError::Input(format!(
+                "the events have no usable feature: fields are {:?}; besides the key `{}` and time `{}` the model needs at least one numeric, string or boolean field",
+                batch.schema().fields().iter().map(|f| f.name().as_str()).collect::<Vec<_>>(),
+                self.spec.events.key,
+                self.spec.events.time
+            )));
+        }
+        tracing::info!(
+            features = ?features.iter().map(|f| format!("{}:{}", f.name, f.kind.as_str())).collect::<Vec<_>>(),
+            "model features resolved"
+        );
+        let encoder = FeatureEncoder::new(features, &self.spec.encoding, self.spec.seed);
+        self.slots = self
+            .spec
+            .slots
+            .iter()
+            .map(|s| Slot::new(s, self.spec.task, encoder.dim(), &self.spec.evaluation))
+            .collect();
+        self.encoder = Some(encoder);
+        Ok(())
+    }
+
+    #[inline]
+    fn observe_time(&mut self, ts: i64) {
+        let lateness = self.spec.join.allowed_lateness.as_millis_i64();
+        if ts > self.max_ts {
+            self.max_ts = ts;
+            self.join.advance(ts.saturating_sub(lateness));
+        } else if ts < self.max_ts.saturating_sub(lateness) {
+            self.late += 1;
+        }
+    }
+
+    fn events_run(&mut self, batch: &RecordBatch, start: usize, end: usize) -> Result<(), EngineError> {
+        if self.encoder.is_none() {
+            self.init_model(batch)?;
+        }
+        let keys = column(batch, &self.spec.events.key)?.as_string::<i32>();
+        let times = column(batch, &self.spec.events.time)?.as_primitive::<Int64Type>().values();
+        let emit = !self.predictions.is_empty();
+        let n = (end - start) * self.slots.len();
+        let mut out = emit.then(|| PredictionBuilders::new(n, self.spec.task));
+        let mut encoder = self.encoder.take().expect("encoder initialised above");
+        let columns = BatchEncoder::new(&encoder, batch);
+        for r in start..end {
+            let ts = times[r];
+            self.observe_time(ts);
+            let key = keys.value(r);
+            columns.encode(&mut encoder, r, &mut self.row);
+            for (s, slot) in self.slots.iter().enumerate() {
+                self.scores[s] = slot.learner.predict(&self.row);
+            }
+            if let Some(out) = &mut out {
+                for (s, slot) in self.slots.iter().enumerate() {
+                    out.push(key, ts, &slot.name, slot.version, self.scores[s]);
+                }
+            }
+            let index = self.events;
+            self.events += 1;
+            match self.join.insert_event(xxh3_64(key.as_bytes()), ts, index, &self.row, &self.scores) {
+                EventOutcome::JoinedEarly(y) => {
+                    for (s, slot) in self.slots.iter_mut().enumerate() {
+                        slot.evaluator.record(self.scores[s], y);
+                        slot.learner.learn(&self.row, y);
+                    }
+                }
+                EventOutcome::Buffered | EventOutcome::Rejected => {}
+            }
+        }
+        self.encoder = Some(encoder);
+        self.control.events.store(self.events, Ordering::Relaxed);
+        if let Some(out) = out {
+            let batch = out.finish(self.prediction_schema.clone());
+            for tx in &self.predictions {
+                tx.send(batch.clone())
+                    .map_err(|_| EngineError::Internal("predictions sink stopped".into()))?;
+            }
+        }
+        Ok(())
+    }
+
+    fn labels_run(&mut self, batch: &RecordBatch, start: usize, end: usize) -> Result<(), EngineError> {
+        let label_name = self.spec.labels.label.as_ref().map(|l| l.name.as_str()).unwrap_or("label");
+        let keys = column(batch, &self.spec.labels.key)?.as_string::<i32>();
+        let times = column(batch, &self.spec.labels.time)?.as_primitive::<Int64Type>().values();
+        let ys = column(batch, label_name)?.as_primitive::<Float64Type>().values();
+        for r in start..end {
+            let ts = times[r];
+            self.observe_time(ts);
+            self.labels += 1;
+            let y = ys[r] as f32;
+            if let LabelOutcome::Joined(j) = self.join.take_label(xxh3_64(keys.value(r).as_bytes()), ts, y) {
+                for (s, slot) in self.slots.iter_mut().enumerate() {
+                    slot.evaluator.record(j.predictions[s], y);
+                    slot.learner.learn(j.row, y);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(&self) -> RunSummary {
+        let c = self.join.counters();
+        RunSummary {
+            pipeline: self.spec.name.clone(),
+            events: self.events,
+            labels: self.labels,
+            joined: c.joined,
+            expired: c.expired,
+            unmatched_labels: c.unmatched_labels,
+            early_labels: c.early_labels,
+            duplicate_labels: c.duplicate_labels,
+            duplicate_events: c.duplicate_events,
+            evicted: c.evicted,
+            rejected_full: c.rejected_full,
+            late_records: self.late,
+            pending_at_end: self.join.pending() as u64,
+            waiting_labels_at_end: self.join.waiting_labels() as u64,
+            metrics: self.slots.iter().map(|s| (s.name.clone(), s.evaluator.report())).collect(),
+            features: self
+                .encoder
+                .iter()
+                .flat_map(|e| e.encoding().features.iter())
+                .map(|f| FeatureSummary { name: f.name.clone(), kind: f.kind.as_str().into() })
+                .collect(),
+            ..RunSummary::default()
+        }
+    }
+}
+
+fn column<'b>(batch: &'b RecordBatch, name: &str) -> Result<&'b ArrayRef, EngineError> {
+    batch.column_by_name(name).ok_or_else(|| {
+        EngineError::Internal(format!("validated batch lacks column `{name}` (a bug in the source)"))
+    })
+}
+
+/// Column builders of one predictions batch.
+struct PredictionBuilders {
+    id: StringBuilder,
+    ts: Int64Builder,
+    slot: StringBuilder,
+    version: UInt64Builder,
+    prediction: Float32Builder,
+    label: Option<Int64Builder>,
+}
+
+impl PredictionBuilders {
+    fn new(n: usize, task: ModelKind) -> Self {
+        PredictionBuilders {
+            id: StringBuilder::with_capacity(n, n * 16),
+            ts: Int64Builder::with_capacity(n),
+            slot: StringBuilder::with_capacity(n, n * 8),
+            version: UInt64Builder::with_capacity(n),
+            prediction: Float32Builder::with_capacity(n),
+            label: (task == ModelKind::Logistic).then(|| Int64Builder::with_capacity(n)),
+        }
+    }
+
+    #[inline]
+    fn push(&mut self, id: &str, ts: i64, slot: &str, version: u64, p: f32) {
+        self.id.append_value(id);
+        self.ts.append_value(ts);
+        self.slot.append_value(slot);
+        self.version.append_value(version);
+        self.prediction.append_value(p);
+        if let Some(l) = &mut self.label {
+            l.append_value((p >= 0.5) as i64);
+        }
+    }
+
+    fn finish(mut self, schema: SchemaRef) -> RecordBatch {
+        let mut cols: Vec<ArrayRef> = vec![
+            Arc::new(self.id.finish()),
+            Arc::new(self.ts.finish()),
+            Arc::new(self.slot.finish()),
+            Arc::new(self.version.finish()),
+            Arc::new(self.prediction.finish()),
+        ];
+        if let Some(mut l) = self.label {
+            cols.push(Arc::new(l.finish()));
+        }
+        RecordBatch::try_new(schema, cols).expect("prediction columns match their schema")
+    }
+}

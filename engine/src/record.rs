@@ -1,0 +1,75 @@
+//! What flows between stages: decoded batches tagged with their stream role and source
+//! offsets, and the dead letters rejected on the way.
+
+use arrow_array::RecordBatch;
+
+/// Which stream a batch belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StreamRole {
+    /// Events to score (and later learn from, once labelled).
+    Events,
+    /// Labels that join events by key.
+    Labels,
+}
+
+impl StreamRole {
+    /// The name used in configs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StreamRole::Events => "events",
+            StreamRole::Labels => "labels",
+        }
+    }
+}
+
+/// A decoded, validated batch from one source.
+///
+/// Sources normalise what they decode so that the engine never re-checks rows: the key column
+/// is non-null `Utf8`, the time column non-null `Int64` epoch milliseconds, numeric fields
+/// `Float64` and finite, categoricals `Utf8`, booleans `Boolean`, and (for labels) the label
+/// column a finite `Float64`.
+#[derive(Debug, Clone)]
+pub struct SourceBatch {
+    /// The stream this batch belongs to.
+    pub role: StreamRole,
+    /// The rows.
+    pub batch: RecordBatch,
+    /// Source offset of each row (for files: the 0-based line index).
+    pub offsets: Vec<u64>,
+}
+
+/// A record that could not be used, kept with everything needed to find and fix it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct DeadLetter {
+    /// Name of the source (its key in the config).
+    pub source: String,
+    /// Source offset of the record (for files: the 0-based line index).
+    pub offset: u64,
+    /// Short machine-friendly reason class, e.g. `malformed`, `missing_key`, `non_finite`.
+    pub reason: String,
+    /// Human explanation.
+    pub detail: String,
+    /// The raw record as read (truncated to a few KiB).
+    pub record: String,
+}
+
+/// Longest raw record kept in a dead letter.
+pub const MAX_DEAD_LETTER_RECORD: usize = 4096;
+
+impl DeadLetter {
+    /// A dead letter with the raw record truncated to [`MAX_DEAD_LETTER_RECORD`] bytes.
+    pub fn new(source: &str, offset: u64, reason: &str, detail: impl Into<String>, record: &str) -> Self {
+        let mut end = record.len().min(MAX_DEAD_LETTER_RECORD);
+        while !record.is_char_boundary(end) {
+            end -= 1;
+        }
+        DeadLetter {
+            source: source.to_string(),
+            offset,
+            reason: reason.to_string(),
+            detail: detail.into(),
+            record: record[..end].to_string(),
+        }
+    }
+}
