@@ -1,1 +1,26 @@
-fn main() {}
+//! The `eddy` binary: command line, config loading, wiring of sources, pipeline and sinks,
+//! signals and progress.
+
+mod cli;
+mod config;
+mod run;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("EDDY_LOG").unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(match cli.verbose {
+            0 => "warn",
+            1 => "info",
+            _ => "debug",
+        })
+    });
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+    match cli.command {
+        cli::Command::Run(args) => run::run(args),
+        cli::Command::Validate(args) => run::validate(args),
+    }
+}

@@ -1,1 +1,9 @@
-//! placeholder
+//! eddy's connectors: where records come from and where results go.
+//!
+//! [`sources`]: JSON lines, CSV, Arrow IPC, stdin and synthetic generators; every source
+//! decodes into Arrow batches and routes bad records to the dead letters with their reason
+//! and offset. [`sinks`]: JSON-lines files and stdout.
+#![warn(missing_docs)]
+
+pub mod sinks;
+pub mod sources;

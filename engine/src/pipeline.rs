@@ -50,8 +50,9 @@ pub struct PipelineSpec {
     pub events: StreamSpec,
     /// Decoding spec of labels (its `label` is set).
     pub labels: StreamSpec,
-    /// The model's features; `None` means every event field but the key and time.
-    pub features: Option<Vec<FeatureSpec>>,
+    /// Names of the model's features; `None` means every event field but the key and time.
+    /// Kinds come from `events.declared`, else from the decoded type of the first batch.
+    pub features: Option<Vec<String>>,
     /// Fields never used as features.
     pub exclude: Vec<String>,
     /// Classification (logistic) or regression (linear).
@@ -370,28 +371,36 @@ impl<'s> Engine<'s> {
 
     /// Resolves the model's features from the first event batch and builds the slots.
     fn init_model(&mut self, batch: &RecordBatch) -> Result<(), EngineError> {
-        let features = match &self.spec.features {
-            Some(f) => f.clone(),
-            None => batch
-                .schema()
+        let schema = batch.schema();
+        let names: Vec<String> = match &self.spec.features {
+            Some(names) => names.clone(),
+            None => schema
                 .fields()
                 .iter()
-                .filter(|f| {
-                    f.name() != &self.spec.events.key
-                        && f.name() != &self.spec.events.time
-                        && !self.spec.exclude.contains(f.name())
-                })
-                .filter_map(|f| {
-                    let kind = match f.data_type() {
-                        DataType::Float64 => FeatureKind::Numeric,
-                        DataType::Utf8 => FeatureKind::Categorical,
-                        DataType::Boolean => FeatureKind::Boolean,
-                        _ => return None,
-                    };
-                    Some(FeatureSpec { name: f.name().clone(), kind })
-                })
+                .map(|f| f.name().clone())
+                .filter(|n| n != &self.spec.events.key && n != &self.spec.events.time && !self.spec.exclude.contains(n))
                 .collect(),
         };
+        let declared = |n: &str| self.spec.events.declared.iter().find(|(d, _)| d == n).map(|(_, k)| *k);
+        let features: Vec<FeatureSpec> = names
+            .into_iter()
+            .filter_map(|name| {
+                let kind = match declared(&name) {
+                    Some(k) => k,
+                    None => match schema.field_with_name(&name).map(|f| f.data_type().clone()) {
+                        Ok(DataType::Float64) => FeatureKind::Numeric,
+                        Ok(DataType::Utf8) => FeatureKind::Categorical,
+                        Ok(DataType::Boolean) => FeatureKind::Boolean,
+                        Ok(_) => return None,
+                        Err(_) => {
+                            tracing::warn!(feature = %name, "listed feature is absent from the events; it is encoded as missing");
+                            FeatureKind::Numeric
+                        }
+                    },
+                };
+                Some(FeatureSpec { name, kind })
+            })
+            .collect();
         if features.is_empty() {
             return Err(EngineError::Input(format!(
                 "the events have no usable feature: fields are {:?}; besides the key `{}` and time `{}` the model needs at least one numeric, string or boolean field",

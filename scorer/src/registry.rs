@@ -297,7 +297,9 @@ impl Default for RegistryOptions {
 pub struct ModelRegistry {
     dir: PathBuf,
     options: RegistryOptions,
-    write_lock: Mutex<()>,
+    /// Serialises writes; holds the highest version known to exist once it was looked up, so
+    /// publishing does not rescan the directory (which grows with every version).
+    write_lock: Mutex<Option<u64>>,
 }
 
 fn io_err<'a>(action: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> RegistryError + 'a {
@@ -376,7 +378,7 @@ impl ModelRegistry {
     pub fn open_with(dir: impl AsRef<Path>, options: RegistryOptions) -> Result<Self, RegistryError> {
         let dir = dir.as_ref().to_path_buf();
         fs::create_dir_all(&dir).map_err(io_err("cannot create registry directory", &dir))?;
-        Ok(ModelRegistry { dir, options, write_lock: Mutex::new(()) })
+        Ok(ModelRegistry { dir, options, write_lock: Mutex::new(None) })
     }
 
     /// The registry directory.
@@ -526,8 +528,13 @@ impl ModelRegistry {
         mut manifest: Manifest,
         promote: Option<(PointerAction, &str)>,
     ) -> Result<u64, RegistryError> {
-        let _guard = self.write_lock.lock().unwrap_or_else(|p| p.into_inner());
-        let latest = self.latest()?.unwrap_or(0);
+        let mut known_latest = self.write_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let latest = match *known_latest {
+            // Trust the cache only while the next slot is still free (another writer would
+            // break that; a rescan then sees its versions).
+            Some(l) if !self.snapshot_path(l + 1).exists() => l,
+            _ => self.latest()?.unwrap_or(0),
+        };
         let version = match snapshot.version {
             0 => latest + 1,
             v if v > latest => v,
@@ -554,6 +561,7 @@ impl ModelRegistry {
         // becomes visible only once both exist.
         write_atomic(&self.dir, &manifest_file_name(version), &json, self.options.fsync)?;
         write_atomic(&self.dir, &snapshot_file_name(version), &bytes, self.options.fsync)?;
+        *known_latest = Some(version);
         if let Some((action, reason)) = promote {
             self.set_current_locked(version, action, reason)?;
         }
@@ -599,7 +607,7 @@ impl ModelRegistry {
         let other = ModelRegistry {
             dir: other.as_ref().to_path_buf(),
             options: self.options,
-            write_lock: Mutex::new(()),
+            write_lock: Mutex::new(None),
         };
         let from_version =
             other.current()?.ok_or_else(|| RegistryError::NoCurrent { dir: other.dir.clone() })?;

@@ -157,10 +157,8 @@ impl DriftDetector for EddmDetector {
                     let level = p2s_prime / self.p2s_prime_max;
                     if level < self.config.beta {
                         self.drift = true;
-                    } else if level < self.config.alpha {
-                        self.warning = true;
                     } else {
-                        self.warning = false;
+                        self.warning = level < self.config.alpha;
                     }
                 }
             }
@@ -208,15 +206,20 @@ mod tests {
 
     #[test]
     fn detects_errors_getting_closer() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
         let mut d = EddmDetector::new(EddmConfig::default()).unwrap();
-        let mut first = None;
+        let mut after = None;
         for i in 0..6000u32 {
-            let err = if i < 3000 { i % 20 == 0 } else { i % 3 == 0 };
-            if d.update(f64::from(u8::from(err))).is_drift() && first.is_none() {
-                first = Some(i);
+            let p = if i < 3000 { 0.02 } else { 0.4 };
+            if d.update(f64::from(u8::from(rng.random::<f64>() < p))).is_drift()
+                && i >= 3000
+                && after.is_none()
+            {
+                after = Some(i);
             }
         }
-        assert!(first.unwrap() > 3000);
+        assert!(after.is_some_and(|i| i < 3300), "{after:?}");
         assert!(EddmDetector::new(EddmConfig { alpha: 0.5, beta: 0.9, ..Default::default() }).is_err());
     }
 }

@@ -1,0 +1,64 @@
+//! Sinks: one file per kind, and [`SinkConfig`], the one place where a config's
+//! `kind = "..."` maps to a builder.
+
+pub mod jsonl;
+pub mod stdout;
+
+use eddy_engine::sink::{Sink, SinkError, SinkInput};
+use serde::{Deserialize, Serialize};
+
+/// Configuration of any sink, tagged by `kind`.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum SinkConfig {
+    /// A JSON-lines file.
+    Jsonl(jsonl::JsonLinesSinkConfig),
+    /// Standard output.
+    Stdout(stdout::StdoutSinkConfig),
+}
+
+/// Every sink kind, for error messages and the registry test.
+pub const SINK_KINDS: [&str; 2] = ["jsonl", "stdout"];
+
+impl SinkConfig {
+    /// The `kind` name.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SinkConfig::Jsonl(_) => "jsonl",
+            SinkConfig::Stdout(_) => "stdout",
+        }
+    }
+
+    /// The output the sink receives: configured, or implied by the sink's name.
+    pub fn input(&self, name: &str) -> Option<SinkInput> {
+        let explicit = match self {
+            SinkConfig::Jsonl(c) => c.input,
+            SinkConfig::Stdout(c) => c.input,
+        };
+        explicit.or_else(|| SinkInput::ALL.into_iter().find(|i| i.as_str() == name))
+    }
+
+    /// Builds the sink.
+    ///
+    /// # Errors
+    /// When the destination cannot be opened.
+    pub fn build(&self, name: &str) -> Result<Box<dyn Sink>, SinkError> {
+        match self {
+            SinkConfig::Jsonl(c) => c.build(name),
+            SinkConfig::Stdout(c) => Ok(c.build(name)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registry_has_no_duplicate_kinds() {
+        let mut kinds = SINK_KINDS.to_vec();
+        kinds.sort();
+        kinds.dedup();
+        assert_eq!(kinds.len(), SINK_KINDS.len());
+    }
+}

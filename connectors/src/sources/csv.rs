@@ -1,0 +1,163 @@
+//! CSV with a header row: one record per line (quoted fields must not contain newlines).
+//! Column types are inferred from the first chunk, as for JSON lines.
+
+use std::io::Cursor;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use arrow_array::RecordBatch;
+use arrow_csv::reader::{Decoder, Format, ReaderBuilder};
+use arrow_schema::{Schema, SchemaRef};
+use eddy_engine::record::StreamRole;
+use eddy_engine::source::{Source, SourceContext, SourceError};
+use serde::{Deserialize, Serialize};
+
+use super::lines::{LineChunk, LineReader};
+use super::normalize::{decode_schema, Normalizer};
+use super::text::{open_input, RowDecoder, TextSource};
+
+/// A CSV file with a header (or `-` for stdin).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CsvSourceConfig {
+    /// Path of the file; `-` reads stdin.
+    pub path: PathBuf,
+    /// Keep reading as the file grows instead of ending at its end.
+    #[serde(default)]
+    pub follow: bool,
+    /// `events` or `labels`; defaults to the source's name when that is one of them.
+    #[serde(default)]
+    pub role: Option<StreamRole>,
+    /// Field delimiter (one ASCII character).
+    #[serde(default = "default_delimiter")]
+    pub delimiter: char,
+}
+
+fn default_delimiter() -> char {
+    ','
+}
+
+impl CsvSourceConfig {
+    /// Builds the source.
+    ///
+    /// # Errors
+    /// When the file cannot be opened or its header cannot be read.
+    pub fn build(&self, cx: &SourceContext) -> Result<Box<dyn Source>, SourceError> {
+        if !self.delimiter.is_ascii() {
+            return Err(SourceError::new(&cx.name, "delimiter must be one ASCII character"));
+        }
+        let input = open_input(&self.path)
+            .map_err(|e| SourceError::new(&cx.name, format!("cannot open {}: {e}", self.path.display())))?;
+        let stdin = self.path.as_os_str() == "-";
+        let mut reader = LineReader::new(input, self.follow);
+        let mut header = Vec::new();
+        reader
+            .skip_lines(1, &mut header)
+            .map_err(|e| SourceError::new(&cx.name, format!("cannot read the header of {}: {e}", self.path.display())))?;
+        while header.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
+            header.pop();
+        }
+        if header.is_empty() {
+            return Err(SourceError::new(&cx.name, format!("{} has no header row", self.path.display())));
+        }
+        let normalizer = Normalizer::new(&cx.name, cx.role, cx.spec().clone(), cx.dead_letters.clone());
+        let decoder = CsvDecoder {
+            normalizer: normalizer.clone(),
+            header,
+            delimiter: self.delimiter as u8,
+            schema: None,
+            batch_size: cx.batch_size,
+        };
+        Ok(Box::new(TextSource::new(
+            &cx.name,
+            reader,
+            Box::new(decoder),
+            normalizer,
+            cx.batch_size,
+            !self.follow && !stdin,
+        )))
+    }
+}
+
+/// Arrow's CSV decoder behind the [`RowDecoder`] interface.
+pub struct CsvDecoder {
+    normalizer: Normalizer,
+    header: Vec<u8>,
+    delimiter: u8,
+    schema: Option<SchemaRef>,
+    batch_size: usize,
+}
+
+impl CsvDecoder {
+    fn fresh(&self, rows: usize) -> Result<Decoder, String> {
+        let schema = self.schema.clone().ok_or("internal error: CSV decoder used before inference")?;
+        Ok(ReaderBuilder::new(schema)
+            .with_header(false)
+            .with_delimiter(self.delimiter)
+            .with_batch_size(rows.max(1))
+            .build_decoder())
+    }
+
+    fn run(decoder: &mut Decoder, bytes: &[u8]) -> Result<RecordBatch, String> {
+        let mut done = 0;
+        while done < bytes.len() {
+            let n = decoder.decode(&bytes[done..]).map_err(|e| clean(e.to_string()))?;
+            if n == 0 {
+                break;
+            }
+            done += n;
+        }
+        decoder.decode(&[]).map_err(|e| clean(e.to_string()))?;
+        decoder.flush().map_err(|e| clean(e.to_string()))?.ok_or_else(|| "empty CSV row".to_string())
+    }
+}
+
+fn clean(s: String) -> String {
+    s.trim_start_matches("Csv error: ").trim_start_matches("Parser error: ").to_string()
+}
+
+impl RowDecoder for CsvDecoder {
+    fn infer(&mut self, sample: &LineChunk) -> Result<SchemaRef, String> {
+        let format = Format::default().with_header(true).with_delimiter(self.delimiter);
+        let mut text = self.header.clone();
+        text.push(b'\n');
+        text.extend_from_slice(&sample.buf);
+        let inferred = match format.infer_schema(Cursor::new(&text), Some(sample.len())) {
+            Ok((s, _)) => s,
+            // A malformed row spoils inference: infer from each row alone and merge.
+            Err(_) => {
+                let mut merged: Option<Schema> = None;
+                for i in 0..sample.len() {
+                    let mut one = self.header.clone();
+                    one.push(b'\n');
+                    one.extend_from_slice(sample.line(i));
+                    if let Ok((s, _)) = format.infer_schema(Cursor::new(&one), Some(1)) {
+                        merged = Some(match merged {
+                            None => s,
+                            Some(m) => Schema::try_merge([m, s.clone()]).unwrap_or(s),
+                        });
+                    }
+                }
+                merged.ok_or("no row of the CSV sample could be read")?
+            }
+        };
+        let schema = decode_schema(self.normalizer.spec(), &inferred);
+        // Column order must stay the file's: decode_schema keeps inferred fields in order and
+        // only appends declared fields the file lacks, which the CSV decoder would misread.
+        let schema = Arc::new(Schema::new(schema.fields()[..inferred.fields().len().min(schema.fields().len())].to_vec()));
+        self.schema = Some(schema.clone());
+        Ok(schema)
+    }
+
+    fn decode_chunk(&mut self, chunk: &LineChunk) -> Result<RecordBatch, String> {
+        let mut d = self.fresh(self.batch_size.max(chunk.len()) + 1)?;
+        Self::run(&mut d, &chunk.buf)
+    }
+
+    fn decode_line(&mut self, line: &[u8]) -> Result<RecordBatch, String> {
+        let mut d = self.fresh(2)?;
+        let mut buf = line.to_vec();
+        buf.push(b'\n');
+        Self::run(&mut d, &buf)
+    }
+}

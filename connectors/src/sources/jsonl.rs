@@ -1,0 +1,127 @@
+//! JSON lines: one flat JSON object per line. Numbers are numeric features, strings
+//! categorical, booleans boolean; the schema is inferred from the first chunk of the file
+//! (declared fields in the config override it).
+
+use std::path::PathBuf;
+
+use arrow_array::RecordBatch;
+use arrow_json::reader::{Decoder, ReaderBuilder};
+use arrow_schema::SchemaRef;
+use eddy_engine::record::StreamRole;
+use eddy_engine::source::{Source, SourceContext, SourceError};
+use serde::{Deserialize, Serialize};
+
+use super::lines::{LineChunk, LineReader};
+use super::normalize::{decode_schema, Normalizer};
+use super::text::{open_input, RowDecoder, TextSource};
+
+/// A JSON-lines file (or `-` for stdin).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct JsonLinesSourceConfig {
+    /// Path of the file; `-` reads stdin.
+    pub path: PathBuf,
+    /// Keep reading as the file grows (like `tail -f`) instead of ending at its end.
+    #[serde(default)]
+    pub follow: bool,
+    /// `events` or `labels`; defaults to the source's name when that is one of them.
+    #[serde(default)]
+    pub role: Option<StreamRole>,
+}
+
+impl JsonLinesSourceConfig {
+    /// Builds the source.
+    ///
+    /// # Errors
+    /// When the file cannot be opened.
+    pub fn build(&self, cx: &SourceContext) -> Result<Box<dyn Source>, SourceError> {
+        let input = open_input(&self.path)
+            .map_err(|e| SourceError::new(&cx.name, format!("cannot open {}: {e}", self.path.display())))?;
+        let stdin = self.path.as_os_str() == "-";
+        let reader = LineReader::new(input, self.follow);
+        let normalizer = Normalizer::new(&cx.name, cx.role, cx.spec().clone(), cx.dead_letters.clone());
+        let decoder = JsonDecoder { normalizer: normalizer.clone(), schema: None, decoder: None, batch_size: cx.batch_size };
+        Ok(Box::new(TextSource::new(
+            &cx.name,
+            reader,
+            Box::new(decoder),
+            normalizer,
+            cx.batch_size,
+            !self.follow && !stdin,
+        )))
+    }
+}
+
+/// Arrow's JSON decoder behind the [`RowDecoder`] interface.
+pub struct JsonDecoder {
+    normalizer: Normalizer,
+    schema: Option<SchemaRef>,
+    decoder: Option<Decoder>,
+    batch_size: usize,
+}
+
+impl JsonDecoder {
+    fn fresh(&self, rows: usize) -> Result<Decoder, String> {
+        let schema = self.schema.clone().ok_or("internal error: JSON decoder used before inference")?;
+        ReaderBuilder::new(schema)
+            .with_batch_size(rows.max(1))
+            .with_coerce_primitive(true)
+            .with_strict_mode(false)
+            .build_decoder()
+            .map_err(|e| e.to_string())
+    }
+
+    fn run(decoder: &mut Decoder, bytes: &[u8]) -> Result<RecordBatch, String> {
+        let mut done = 0;
+        while done < bytes.len() {
+            let n = decoder.decode(&bytes[done..]).map_err(|e| clean(e.to_string()))?;
+            if n == 0 {
+                return Err("more records than expected in one line".into());
+            }
+            done += n;
+        }
+        decoder
+            .flush()
+            .map_err(|e| clean(e.to_string()))?
+            .ok_or_else(|| "no JSON object found".to_string())
+    }
+}
+
+fn clean(s: String) -> String {
+    s.trim_start_matches("Json error: ").to_string()
+}
+
+impl RowDecoder for JsonDecoder {
+    fn infer(&mut self, sample: &LineChunk) -> Result<SchemaRef, String> {
+        let values = (0..sample.len())
+            .filter_map(|i| serde_json::from_slice::<serde_json::Value>(sample.line(i)).ok())
+            .filter(|v| v.is_object())
+            .map(Ok);
+        let inferred = arrow_json::reader::infer_json_schema_from_iterator(values).map_err(|e| e.to_string())?;
+        let schema = decode_schema(self.normalizer.spec(), &inferred);
+        self.schema = Some(schema.clone());
+        self.decoder = Some(self.fresh(self.batch_size + 1)?);
+        Ok(schema)
+    }
+
+    fn decode_chunk(&mut self, chunk: &LineChunk) -> Result<RecordBatch, String> {
+        let mut decoder = match self.decoder.take() {
+            Some(d) => d,
+            None => self.fresh(self.batch_size.max(chunk.len()) + 1)?,
+        };
+        let out = Self::run(&mut decoder, &chunk.buf);
+        // A failed decoder may hold half a record: only a clean one is reused.
+        if out.is_ok() {
+            self.decoder = Some(decoder);
+        }
+        out
+    }
+
+    fn decode_line(&mut self, line: &[u8]) -> Result<RecordBatch, String> {
+        if !line.iter().find(|b| !b.is_ascii_whitespace()).is_some_and(|&b| b == b'{') {
+            return Err("not a JSON object: every line must be one flat {...} object".into());
+        }
+        let mut d = self.fresh(2)?;
+        Self::run(&mut d, line)
+    }
+}

@@ -1,0 +1,172 @@
+//! `TextSource`: the source behind every newline-delimited text format (JSON lines, CSV), from
+//! a file or stdin.
+//!
+//! The fast path decodes a whole chunk of lines with Arrow's vectorised decoder. When that
+//! fails (one bad line spoils the chunk), the chunk is decoded again line by line so that only
+//! the bad lines become dead letters — the slow path costs only where the data is bad.
+
+use arrow_array::RecordBatch;
+use arrow_schema::SchemaRef;
+use eddy_engine::source::{Poll, Source, SourceError};
+
+use super::lines::{LineChunk, LineReader, ReadState};
+use super::normalize::{reason, Normalizer};
+
+/// A format's decoder: lines in, Arrow rows out.
+pub trait RowDecoder: Send {
+    /// Infers the schema to decode with from sample lines (bad lines are ignored).
+    ///
+    /// # Errors
+    /// When no line of the sample can be understood.
+    fn infer(&mut self, sample: &LineChunk) -> Result<SchemaRef, String>;
+
+    /// Decodes all lines of `chunk`, one row per line.
+    ///
+    /// # Errors
+    /// When any line is bad; the caller then falls back to [`RowDecoder::decode_line`].
+    fn decode_chunk(&mut self, chunk: &LineChunk) -> Result<RecordBatch, String>;
+
+    /// Decodes one line into one row.
+    ///
+    /// # Errors
+    /// With a description of what is wrong with the line.
+    fn decode_line(&mut self, line: &[u8]) -> Result<RecordBatch, String>;
+}
+
+/// See the module docs.
+pub struct TextSource {
+    name: String,
+    reader: LineReader,
+    decoder: Box<dyn RowDecoder>,
+    normalizer: Normalizer,
+    batch_size: usize,
+    bounded: bool,
+    inferred: bool,
+    chunk: LineChunk,
+    ended: bool,
+}
+
+impl TextSource {
+    /// A source reading `reader` with `decoder`.
+    pub fn new(
+        name: &str,
+        reader: LineReader,
+        decoder: Box<dyn RowDecoder>,
+        normalizer: Normalizer,
+        batch_size: usize,
+        bounded: bool,
+    ) -> Self {
+        TextSource {
+            name: name.to_string(),
+            reader,
+            decoder,
+            normalizer,
+            batch_size,
+            bounded,
+            inferred: false,
+            chunk: LineChunk::default(),
+            ended: false,
+        }
+    }
+
+    fn io_error(&self, e: std::io::Error) -> SourceError {
+        SourceError::new(&self.name, format!("read failed: {e}"))
+    }
+
+    fn classify(&self, message: &str) -> &'static str {
+        let time = &self.normalizer.spec().time;
+        if message.contains(&format!("'{time}'")) || message.contains(&format!("\"{time}\"")) {
+            reason::BAD_TIME
+        } else if message.contains("parse") || message.contains("whilst decoding field") || message.contains("expected") && message.contains("got") {
+            reason::WRONG_TYPE
+        } else {
+            reason::MALFORMED
+        }
+    }
+
+    fn decode(&mut self, chunk: &LineChunk) -> Option<eddy_engine::record::SourceBatch> {
+        if chunk.is_empty() {
+            return None;
+        }
+        let raw = |i: usize| chunk.line_text(i);
+        if let Ok(batch) = self.decoder.decode_chunk(chunk) {
+            if batch.num_rows() == chunk.len() {
+                return Some(self.normalizer.normalize(batch, chunk.offsets.clone(), &raw));
+            }
+        }
+        // Slow path: find the bad lines.
+        let mut good = Vec::new();
+        let mut offsets = Vec::new();
+        let mut texts = Vec::new();
+        for i in 0..chunk.len() {
+            match self.decoder.decode_line(chunk.line(i)) {
+                Ok(b) if b.num_rows() == 1 => {
+                    good.push(b);
+                    offsets.push(chunk.offsets[i]);
+                    texts.push(i);
+                }
+                Ok(b) => self.normalizer.reject(
+                    chunk.offsets[i],
+                    reason::MALFORMED,
+                    format!("expected one record per line, found {}", b.num_rows()),
+                    &chunk.line_text(i),
+                ),
+                Err(e) => {
+                    let why = self.classify(&e);
+                    self.normalizer.reject(chunk.offsets[i], why, e, &chunk.line_text(i))
+                }
+            }
+        }
+        if good.is_empty() {
+            return None;
+        }
+        let schema = good[0].schema();
+        let batch = arrow_select::concat::concat_batches(&schema, &good).ok()?;
+        let raw = |i: usize| chunk.line_text(texts[i]);
+        Some(self.normalizer.normalize(batch, offsets, &raw))
+    }
+}
+
+impl Source for TextSource {
+    fn poll(&mut self) -> Result<Poll, SourceError> {
+        loop {
+            if self.ended {
+                return Ok(Poll::End);
+            }
+            let mut chunk = std::mem::take(&mut self.chunk);
+            chunk.clear();
+            let state = self.reader.read_chunk(self.batch_size, &mut chunk).map_err(|e| self.io_error(e))?;
+            self.ended = state == ReadState::End;
+            if !self.inferred && !chunk.is_empty() {
+                // The schema comes from the first chunk of data (bad lines ignored).
+                self.decoder.infer(&chunk).map_err(|e| SourceError::new(&self.name, e))?;
+                self.inferred = true;
+            }
+            let out = self.decode(&chunk);
+            self.chunk = chunk;
+            match out {
+                Some(b) => return Ok(Poll::Batch(b)),
+                None if state == ReadState::Waiting => return Ok(Poll::Idle),
+                // A chunk of only bad lines: read on.
+                None => {}
+            }
+        }
+    }
+
+    fn is_bounded(&self) -> bool {
+        self.bounded
+    }
+}
+
+/// Reads a text file, or stdin for the path `-`.
+///
+/// # Errors
+/// When the file cannot be opened.
+pub fn open_input(path: &std::path::Path) -> std::io::Result<Box<dyn std::io::BufRead + Send>> {
+    if path.as_os_str() == "-" {
+        return Ok(Box::new(std::io::BufReader::with_capacity(1 << 20, std::io::stdin())));
+    }
+    let f = std::fs::File::open(path)?;
+    Ok(Box::new(std::io::BufReader::with_capacity(1 << 20, f)))
+}
+

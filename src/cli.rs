@@ -1,0 +1,51 @@
+//! Command-line interface.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// eddy: a streaming online-learning engine.
+#[derive(Debug, Parser)]
+#[command(name = "eddy", version, about, long_about = None)]
+pub struct Cli {
+    /// More log output on stderr (-v info, -vv debug); EDDY_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a pipeline: to the end of finite sources, or until SIGINT/SIGTERM.
+    Run(RunArgs),
+    /// Check a config without running it; reports every error at once.
+    Validate(ConfigArgs),
+}
+
+/// Which config, with overrides.
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    /// Pipeline config file (TOML).
+    #[arg(short, long)]
+    pub config: PathBuf,
+    /// Override a config key by its dotted path, e.g. --set sources.events.path=e.jsonl
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub sets: Vec<String>,
+}
+
+/// `eddy run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The config.
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// Write the run summary as one JSON object to this file.
+    #[arg(long)]
+    pub summary: Option<PathBuf>,
+    /// No progress bar and no summary table.
+    #[arg(short, long)]
+    pub quiet: bool,
+}

@@ -1,0 +1,246 @@
+//! The pipeline config file: its structure ([`PipelineConfig`]), how it is loaded with
+//! `--set` overrides and readable errors ([`load`]), and how it becomes an engine
+//! [`PipelineSpec`] ([`PipelineConfig::to_spec`]).
+
+mod load;
+mod validate;
+
+pub use load::load;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use eddy_connectors::sinks::SinkConfig;
+use eddy_connectors::sources::SourceConfig;
+use eddy_engine::evaluator::EvaluationConfig;
+use eddy_engine::label_join::JoinConfig;
+use eddy_engine::pipeline::PipelineSpec;
+use eddy_engine::slot::{SlotRole, SlotSpec};
+use eddy_engine::source::{LabelField, StreamSpec};
+use eddy_engine::units::ConfigDuration;
+use eddy_operators::encoder::EncodingConfig;
+use eddy_operators::learner::{LearnerConfig, OptimizerConfig};
+use eddy_scorer::encoding::FeatureKind;
+use eddy_scorer::model::ModelKind;
+use serde::{Deserialize, Serialize};
+
+/// The whole config file.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineConfig {
+    /// Name and runtime settings.
+    pub pipeline: PipelineSection,
+    /// Sources by name. `events` and `labels` are the conventional names; a generator provides
+    /// both.
+    #[serde(default)]
+    pub sources: BTreeMap<String, SourceConfig>,
+    /// Sinks by name. A sink named `predictions`, `dead_letters` or `drift` receives that
+    /// output unless it says otherwise with `input`.
+    #[serde(default)]
+    pub sinks: BTreeMap<String, SinkConfig>,
+    /// The event stream's fields.
+    #[serde(default)]
+    pub events: EventsSection,
+    /// The label stream's fields.
+    #[serde(default)]
+    pub labels: LabelsSection,
+    /// Label join.
+    #[serde(default)]
+    pub join: JoinConfig,
+    /// The model.
+    pub model: ModelSection,
+    /// Prequential evaluation.
+    #[serde(default)]
+    pub evaluation: EvaluationConfig,
+}
+
+fn default_batch_size() -> usize {
+    4096
+}
+fn default_idle_timeout() -> ConfigDuration {
+    ConfigDuration::from_millis(50)
+}
+
+/// `[pipeline]`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineSection {
+    /// Name used in metrics labels and the model registry path.
+    pub name: String,
+    /// Rows per batch between stages.
+    #[serde(default = "default_batch_size")]
+    pub batch_size: usize,
+    /// How long an unbounded source may stay silent before the merge goes on without it.
+    #[serde(default = "default_idle_timeout")]
+    pub idle_timeout: ConfigDuration,
+}
+
+/// A declared field type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FieldType {
+    /// A real number.
+    Numeric,
+    /// A category (hashed).
+    Categorical,
+    /// true/false.
+    Boolean,
+}
+
+impl From<FieldType> for FeatureKind {
+    fn from(t: FieldType) -> Self {
+        match t {
+            FieldType::Numeric => FeatureKind::Numeric,
+            FieldType::Categorical => FeatureKind::Categorical,
+            FieldType::Boolean => FeatureKind::Boolean,
+        }
+    }
+}
+
+fn id() -> String {
+    "id".into()
+}
+fn ts() -> String {
+    "ts".into()
+}
+fn label() -> String {
+    "label".into()
+}
+
+/// `[events]`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventsSection {
+    /// Field that identifies an event (labels refer to it).
+    #[serde(default = "id")]
+    pub key: String,
+    /// Event-time field: epoch milliseconds or an RFC 3339 string.
+    #[serde(default = "ts")]
+    pub time: String,
+    /// Declared field types (others are inferred: numbers numeric, strings categorical).
+    #[serde(default)]
+    pub fields: BTreeMap<String, FieldType>,
+    /// Fields never used as features.
+    #[serde(default)]
+    pub exclude: Vec<String>,
+}
+
+impl Default for EventsSection {
+    fn default() -> Self {
+        EventsSection { key: id(), time: ts(), fields: BTreeMap::new(), exclude: Vec::new() }
+    }
+}
+
+/// `[labels]`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct LabelsSection {
+    /// Field holding the key of the labelled event.
+    #[serde(default = "id")]
+    pub key: String,
+    /// Label time field.
+    #[serde(default = "ts")]
+    pub time: String,
+    /// Field holding the label (0/1 or false/true for classification, a number for
+    /// regression).
+    #[serde(default = "label")]
+    pub field: String,
+}
+
+impl Default for LabelsSection {
+    fn default() -> Self {
+        LabelsSection { key: id(), time: ts(), field: label() }
+    }
+}
+
+/// Model kinds as written in configs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ModelKindName {
+    /// Binary logistic regression (classification).
+    Logistic,
+    /// Linear regression.
+    Linear,
+}
+
+/// `[model]`: the champion; `[[model.shadows]]` add shadow slots.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSection {
+    /// `logistic` (classification) or `linear` (regression).
+    pub kind: ModelKindName,
+    /// Input features; absent means every event field but the key and time.
+    #[serde(default)]
+    pub features: Option<Vec<String>>,
+    /// Seed of everything random in the model (feature hashing).
+    #[serde(default)]
+    pub seed: u64,
+    /// Feature encoding.
+    #[serde(default)]
+    pub encoding: EncodingConfig,
+    /// Update rule of the champion.
+    #[serde(default)]
+    pub optimizer: OptimizerConfig,
+    /// Shadow slots: score and learn beside the champion, never served.
+    #[serde(default)]
+    pub shadows: Vec<ShadowSection>,
+}
+
+/// `[[model.shadows]]`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShadowSection {
+    /// Slot name.
+    pub name: String,
+    /// Update rule of this slot.
+    #[serde(default)]
+    pub optimizer: OptimizerConfig,
+}
+
+impl PipelineConfig {
+    /// The engine's view of this config.
+    pub fn to_spec(&self) -> PipelineSpec {
+        let task = match self.model.kind {
+            ModelKindName::Logistic => ModelKind::Logistic,
+            ModelKindName::Linear => ModelKind::Linear,
+        };
+        let declared: Vec<(String, FeatureKind)> =
+            self.events.fields.iter().map(|(n, t)| (n.clone(), FeatureKind::from(*t))).collect();
+        let features = self.model.features.clone();
+        let mut slots = vec![SlotSpec {
+            name: "champion".into(),
+            role: SlotRole::Champion,
+            learner: LearnerConfig { optimizer: self.model.optimizer.clone() },
+        }];
+        slots.extend(self.model.shadows.iter().map(|s| SlotSpec {
+            name: s.name.clone(),
+            role: SlotRole::Shadow,
+            learner: LearnerConfig { optimizer: s.optimizer.clone() },
+        }));
+        PipelineSpec {
+            name: self.pipeline.name.clone(),
+            events: StreamSpec {
+                key: self.events.key.clone(),
+                time: self.events.time.clone(),
+                label: None,
+                declared,
+            },
+            labels: StreamSpec {
+                key: self.labels.key.clone(),
+                time: self.labels.time.clone(),
+                label: Some(LabelField { name: self.labels.field.clone(), binary: task == ModelKind::Logistic }),
+                declared: Vec::new(),
+            },
+            features,
+            exclude: self.events.exclude.clone(),
+            task,
+            encoding: self.model.encoding.clone(),
+            seed: self.model.seed,
+            slots,
+            join: self.join.clone(),
+            evaluation: self.evaluation.clone(),
+            batch_size: self.pipeline.batch_size,
+            idle_timeout: Duration::from(self.pipeline.idle_timeout.0),
+        }
+    }
+}

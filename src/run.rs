@@ -1,0 +1,152 @@
+//! `eddy run` and `eddy validate`: from a config file to a running pipeline.
+
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use eddy_engine::pipeline::{Pipeline, RunControl, SinkBinding};
+use eddy_engine::record::StreamRole;
+use eddy_engine::sink::SinkInput;
+use eddy_engine::source::Source;
+
+use crate::cli::{ConfigArgs, RunArgs};
+use crate::config::{self, PipelineConfig};
+
+/// Exit code for an invalid config or command line.
+const EXIT_CONFIG: u8 = 2;
+
+fn load(args: &ConfigArgs) -> Result<PipelineConfig, ExitCode> {
+    config::load(&args.config, &args.sets).map_err(|errors| {
+        eprintln!("{errors}");
+        eprintln!("{} error(s) in {}", errors.0.len(), args.config.display());
+        ExitCode::from(EXIT_CONFIG)
+    })
+}
+
+/// `eddy validate`.
+pub fn validate(args: ConfigArgs) -> ExitCode {
+    match load(&args) {
+        Ok(c) => {
+            println!(
+                "{}: ok (pipeline `{}`, {} source(s), {} sink(s), {} model slot(s))",
+                args.config.display(),
+                c.pipeline.name,
+                c.sources.len(),
+                c.sinks.len(),
+                1 + c.model.shadows.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(code) => code,
+    }
+}
+
+/// `eddy run`.
+pub fn run(args: RunArgs) -> ExitCode {
+    let config = match load(&args.config) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    match execute(&config, &args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn execute(config: &PipelineConfig, args: &RunArgs) -> Result<(), Box<dyn std::error::Error>> {
+    let control = RunControl::default();
+    install_signal_handlers(&control)?;
+    let pipeline = Pipeline::new(config.to_spec(), control.clone());
+
+    let mut sources: Vec<(String, Box<dyn Source>)> = Vec::new();
+    for (name, source) in &config.sources {
+        let role = source.roles(name).and_then(|r| r.first().copied()).unwrap_or(StreamRole::Events);
+        sources.push((name.clone(), source.build(&pipeline.source_context(name, role))?));
+    }
+    let bounded = sources.iter().all(|(_, s)| s.is_bounded());
+    let mut sinks = Vec::new();
+    for (name, sink) in &config.sinks {
+        let input = sink.input(name).unwrap_or(SinkInput::Predictions);
+        sinks.push(SinkBinding { name: name.clone(), input, sink: sink.build(name)? });
+    }
+    let stdout_used = config.sinks.values().any(|s| s.kind() == "stdout");
+
+    let progress = (!args.quiet && bounded && std::io::stderr().is_terminal()).then(|| progress_bar(&control));
+    let result = pipeline.run(sources, sinks);
+    if let Some((bar, handle)) = progress {
+        control.stop.store(true, Ordering::Relaxed);
+        let _ = handle.join();
+        bar.finish_and_clear();
+    }
+    let summary = result?;
+
+    if let Some(path) = &args.summary {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)?;
+        }
+        std::fs::write(path, serde_json::to_string_pretty(&summary)? + "\n")
+            .map_err(|e| format!("cannot write the summary to {}: {e}", path.display()))?;
+    }
+    if !args.quiet {
+        if stdout_used {
+            eprint!("{}", summary.to_table());
+        } else {
+            print!("{}", summary.to_table());
+        }
+    }
+    Ok(())
+}
+
+/// SIGINT/SIGTERM ask the pipeline to stop reading, drain and finish; a second signal exits
+/// at once.
+fn install_signal_handlers(control: &RunControl) -> Result<(), Box<dyn std::error::Error>> {
+    let stop = control.stop.clone();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    std::thread::Builder::new().name("signals".into()).spawn(move || {
+        runtime.block_on(async move {
+            #[cfg(unix)]
+            let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => return,
+            };
+            for n in 0.. {
+                #[cfg(unix)]
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+                #[cfg(not(unix))]
+                let _ = tokio::signal::ctrl_c().await;
+                if n > 0 {
+                    eprintln!("second signal: exiting without draining");
+                    std::process::exit(130);
+                }
+                eprintln!("stopping: draining the pipeline (send the signal again to exit at once)");
+                stop.store(true, Ordering::SeqCst);
+            }
+        });
+    })?;
+    Ok(())
+}
+
+fn progress_bar(control: &RunControl) -> (indicatif::ProgressBar, std::thread::JoinHandle<()>) {
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} {elapsed_precise} {human_pos} events  {per_sec}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+    );
+    let events = control.events.clone();
+    let stop = control.stop.clone();
+    let b = bar.clone();
+    let handle = std::thread::spawn(move || {
+        while !stop.load(Ordering::Relaxed) {
+            b.set_position(events.load(Ordering::Relaxed));
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    });
+    (bar, handle)
+}
