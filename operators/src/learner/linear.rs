@@ -150,7 +150,12 @@ impl OnlineLearner for LinearLearner {
                     let w = w - lr * (g * f.value + c.l2 * w);
                     self.weights[i] = if c.l1 > 0.0 { soft_threshold(w, lr * c.l1) } else { w };
                 }
-                self.bias -= lr * g;
+                let ilr = match c.intercept_learning_rate {
+                    Some(i) if c.power_t == 0.0 => i,
+                    Some(i) => i / (1.0 + self.updates as f32).powf(c.power_t),
+                    None => lr,
+                };
+                self.bias -= ilr * g;
             }
             OptimizerKind::Adagrad => {
                 for f in row {

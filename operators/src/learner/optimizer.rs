@@ -36,6 +36,10 @@ pub struct OptimizerConfig {
     pub l1: f32,
     /// L2 penalty.
     pub l2: f32,
+    /// Step size of the intercept for SGD (defaults to `learning_rate`). A larger intercept
+    /// step lets the model follow shifts of the base rate or of a decision threshold — the
+    /// commonest kind of abrupt drift — without making the weights noisy.
+    pub intercept_learning_rate: Option<f32>,
     /// FTRL's alpha (per-coordinate learning rate scale).
     pub alpha: f32,
     /// FTRL's beta (smoothing of the per-coordinate rate).
@@ -48,6 +52,7 @@ impl Default for OptimizerConfig {
             kind: OptimizerKind::Adagrad,
             learning_rate: 0.1,
             power_t: 0.0,
+            intercept_learning_rate: None,
             l1: 0.0,
             l2: 0.0,
             alpha: 0.1,
@@ -64,6 +69,9 @@ impl OptimizerConfig {
         let non_negative = |v: f32| v.is_finite() && v >= 0.0;
         if !positive(self.learning_rate) {
             out.push(("learning_rate", format!("must be a positive number, got {}", self.learning_rate)));
+        }
+        if self.intercept_learning_rate.is_some_and(|v| !positive(v)) {
+            out.push(("intercept_learning_rate", "must be a positive number".to_string()));
         }
         if !non_negative(self.power_t) {
             out.push(("power_t", format!("must be >= 0, got {}", self.power_t)));
