@@ -23,6 +23,8 @@ pub enum Command {
     Run(RunArgs),
     /// Check a config without running it; reports every error at once.
     Validate(ConfigArgs),
+    /// Write a synthetic drifting stream (events and labels) to files.
+    Generate(crate::generate::GenerateArgs),
 }
 
 /// Which config, with overrides.

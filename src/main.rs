@@ -3,6 +3,7 @@
 
 mod cli;
 mod config;
+mod generate;
 mod run;
 
 use std::process::ExitCode;
@@ -22,5 +23,6 @@ fn main() -> ExitCode {
     match cli.command {
         cli::Command::Run(args) => run::run(args),
         cli::Command::Validate(args) => run::validate(args),
+        cli::Command::Generate(args) => generate::generate(args),
     }
 }

@@ -75,7 +75,8 @@ fn execute(config: &PipelineConfig, args: &RunArgs) -> Result<(), Box<dyn std::e
     }
     let stdout_used = config.sinks.values().any(|s| s.kind() == "stdout");
 
-    let progress = (!args.quiet && bounded && std::io::stderr().is_terminal()).then(|| progress_bar(&control));
+    let progress =
+        (!args.quiet && bounded && std::io::stderr().is_terminal()).then(|| progress_bar(&control));
     let result = pipeline.run(sources, sinks);
     if let Some((bar, handle)) = progress {
         control.stop.store(true, Ordering::Relaxed);

@@ -9,9 +9,15 @@
 //! unbounded source with nothing to read for `idle_timeout` is skipped until it has data, which
 //! is the only source of non-determinism and only in live mode.
 //!
+//! A source that carries both streams (a generator) has one *lane* per stream, each with its
+//! own queue, so its events and labels are interleaved row by row too. A lane waits for data
+//! only while its source has fewer than [`MAX_QUEUED`] batches queued, which bounds memory even
+//! when a source sends one stream only for a long while.
+//!
 //! Rows are handed out in runs (contiguous rows of one batch that come before every other
-//! source's next row), so the per-row cost of merging is one comparison.
+//! lane's next row), so the per-row cost of merging is one comparison.
 
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use arrow_array::cast::AsArray;
@@ -41,7 +47,12 @@ pub struct MergeInput {
     pub rx: Receiver<SourceMessage>,
     /// Whether the source ends by itself.
     pub bounded: bool,
+    /// The streams it carries.
+    pub roles: Vec<StreamRole>,
 }
+
+/// Most batches queued per source while a lane waits for data.
+pub const MAX_QUEUED: usize = 16;
 
 struct Head {
     batch: SourceBatch,
@@ -51,8 +62,24 @@ struct Head {
 
 struct InputState {
     input: MergeInput,
-    head: Option<Head>,
+    /// Queued batches per role (index 0 events, 1 labels).
+    lanes: [VecDeque<Head>; 2],
     finished: bool,
+}
+
+impl InputState {
+    fn queued(&self) -> usize {
+        self.lanes[0].len() + self.lanes[1].len()
+    }
+
+    /// Whether a lane this source carries is empty.
+    fn starving(&self) -> bool {
+        self.input.roles.iter().any(|r| self.lanes[lane(*r)].is_empty())
+    }
+}
+
+fn lane(role: StreamRole) -> usize {
+    (role == StreamRole::Labels) as usize
 }
 
 /// The next thing the engine should do.
@@ -87,7 +114,7 @@ impl StreamMerger {
         StreamMerger {
             inputs: inputs
                 .into_iter()
-                .map(|input| InputState { input, head: None, finished: false })
+                .map(|input| InputState { input, lanes: [VecDeque::new(), VecDeque::new()], finished: false })
                 .collect(),
             time_column: [event_time.to_string(), label_time.to_string()],
             idle_timeout,
@@ -99,21 +126,31 @@ impl StreamMerger {
     /// # Panics
     /// When input `i` has no head batch, which only happens if called outside a [`Next::Run`].
     pub fn head(&self, i: usize) -> &SourceBatch {
-        &self.inputs[i].head.as_ref().expect("merger head requested outside a run").batch
+        &self.inputs[i / 2].lanes[i % 2].front().expect("merger head requested outside a run").batch
     }
 
-    /// Event times of the head batch of input `i`.
+    /// Event times of the head batch of lane `i`.
     pub fn head_times(&self, i: usize) -> &[i64] {
-        self.inputs[i].head.as_ref().map(|h| &h.times[..]).unwrap_or(&[])
+        self.inputs[i / 2].lanes[i % 2].front().map(|h| &h.times[..]).unwrap_or(&[])
     }
 
-    /// Marks rows of input `i` up to `end` as processed.
+    /// Marks rows of lane `i` up to `end` as processed.
     pub fn consume(&mut self, i: usize, end: usize) {
-        let state = &mut self.inputs[i];
-        if let Some(h) = &mut state.head {
+        let lane = &mut self.inputs[i / 2].lanes[i % 2];
+        if let Some(h) = lane.front_mut() {
             h.cursor = end;
             if h.cursor >= h.batch.batch.num_rows() {
-                state.head = None;
+                lane.pop_front();
+            }
+        }
+    }
+
+    /// Stops waiting for unbounded sources (after a stop request): what they already sent is
+    /// still processed, nothing more is read.
+    pub fn stop_waiting(&mut self) {
+        for s in &mut self.inputs {
+            if !s.input.bounded {
+                s.finished = true;
             }
         }
     }
@@ -126,13 +163,16 @@ impl StreamMerger {
         for i in 0..self.inputs.len() {
             self.fill(i)?;
         }
-        let key = |s: &InputState, i: usize| -> Option<(i64, StreamRole, usize)> {
-            s.head.as_ref().map(|h| (h.times[h.cursor], h.batch.role, i))
-        };
         let mut best: Option<(i64, StreamRole, usize)> = None;
         let mut second: Option<(i64, StreamRole, usize)> = None;
-        for (i, s) in self.inputs.iter().enumerate() {
-            if let Some(k) = key(s, i) {
+        let heads = self.inputs.iter().enumerate().flat_map(|(i, s)| {
+            s.lanes
+                .iter()
+                .enumerate()
+                .filter_map(move |(l, q)| q.front().map(|h| (h.times[h.cursor], h.batch.role, 2 * i + l)))
+        });
+        for k in heads {
+            {
                 if best.is_none_or(|b| k < b) {
                     second = best;
                     best = Some(k);
@@ -144,7 +184,7 @@ impl StreamMerger {
         let Some((_, role, input)) = best else {
             return Ok(if self.inputs.iter().all(|s| s.finished) { Next::Done } else { Next::Idle });
         };
-        let head = self.inputs[input].head.as_ref().expect("best input has a head");
+        let head = self.inputs[input / 2].lanes[input % 2].front().expect("best lane has a head");
         let start = head.cursor;
         let len = head.times.len();
         let end = match second {
@@ -162,7 +202,7 @@ impl StreamMerger {
 
     fn fill(&mut self, i: usize) -> Result<(), SourceError> {
         let state = &mut self.inputs[i];
-        while state.head.is_none() && !state.finished {
+        while !state.finished && state.starving() && state.queued() < MAX_QUEUED {
             let msg = if state.input.bounded {
                 match state.input.rx.recv() {
                     Ok(m) => m,
@@ -190,7 +230,7 @@ impl StreamMerger {
                                 format!("internal error: batch without an Int64 time column `{col}` (a bug in the source)"),
                             )
                         })?;
-                    state.head = Some(Head { batch: b, times, cursor: 0 });
+                    state.lanes[lane(b.role)].push_back(Head { batch: b, times, cursor: 0 });
                 }
                 SourceMessage::End => state.finished = true,
                 SourceMessage::Failed(e) => return Err(e),
@@ -220,13 +260,14 @@ mod tests {
                 tx.send(m).unwrap();
             }
             tx.send(SourceMessage::End).unwrap();
-            ins.push(MergeInput { name: format!("s{i}"), rx, bounded: true });
+            let roles = vec![if i == 0 { StreamRole::Events } else { StreamRole::Labels }];
+            ins.push(MergeInput { name: format!("s{i}"), rx, bounded: true, roles });
         }
         let mut m = StreamMerger::new(ins, "ts", "ts", Duration::from_millis(10));
         let mut out = Vec::new();
         while let Next::Run { input, start, end } = m.next().unwrap() {
             for r in start..end {
-                out.push((input, m.head_times(input)[r]));
+                out.push((input / 2, m.head_times(input)[r]));
             }
             m.consume(input, end);
         }

@@ -172,6 +172,7 @@ impl Pipeline {
         for (name, mut source) in sources {
             let (tx, rx) = bounded::<SourceMessage>(CHANNEL_DEPTH);
             let bounded_source = source.is_bounded();
+            let roles = source.roles();
             let stop = control.stop.clone();
             let thread_name = name.clone();
             let handle = std::thread::Builder::new()
@@ -203,7 +204,7 @@ impl Pipeline {
                 })
                 .map_err(|e| EngineError::Internal(format!("cannot spawn source thread: {e}")))?;
             source_threads.push(handle);
-            inputs.push(MergeInput { name, rx, bounded: bounded_source });
+            inputs.push(MergeInput { name, rx, bounded: bounded_source, roles });
         }
 
         let merger = StreamMerger::new(inputs, &spec.events.time, &spec.labels.time, spec.idle_timeout);
@@ -363,7 +364,11 @@ impl<'s> Engine<'s> {
                     }
                     merger.consume(input, end);
                 }
-                Next::Idle => {}
+                Next::Idle => {
+                    if self.control.stop.load(Ordering::Relaxed) {
+                        merger.stop_waiting();
+                    }
+                }
                 Next::Done => return Ok(()),
             }
         }
@@ -378,7 +383,11 @@ impl<'s> Engine<'s> {
                 .fields()
                 .iter()
                 .map(|f| f.name().clone())
-                .filter(|n| n != &self.spec.events.key && n != &self.spec.events.time && !self.spec.exclude.contains(n))
+                .filter(|n| {
+                    n != &self.spec.events.key
+                        && n != &self.spec.events.time
+                        && !self.spec.exclude.contains(n)
+                })
                 .collect(),
         };
         let declared = |n: &str| self.spec.events.declared.iter().find(|(d, _)| d == n).map(|(_, k)| *k);

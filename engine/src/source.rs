@@ -52,6 +52,10 @@ pub trait Source: Send {
     /// Whether the source ends by itself (a file without `follow`); unbounded sources run until
     /// the pipeline is stopped.
     fn is_bounded(&self) -> bool;
+
+    /// The streams this source carries (one role for files, both for a generator). The merger
+    /// waits for a batch of each before ordering rows, so this must not over-promise.
+    fn roles(&self) -> Vec<StreamRole>;
 }
 
 /// How the fields of a stream are decoded and validated.

@@ -196,10 +196,7 @@ fn explain(message: &str) -> (Option<String>, String) {
             let hint = suggest(&got, &allowed).map(|s| format!("; did you mean `{s}`?")).unwrap_or_default();
             let list = if allowed.is_empty() { "none".to_string() } else { allowed.join(", ") };
             let unknown_key = prefix.contains("field");
-            return (
-                unknown_key.then_some(got.clone()),
-                format!("{what} `{got}`{hint} (allowed: {list})"),
-            );
+            return (unknown_key.then_some(got.clone()), format!("{what} `{got}`{hint} (allowed: {list})"));
         }
     }
     (None, first_line.to_string())
@@ -258,9 +255,10 @@ pub fn load(path: &Path, sets: &[String]) -> Result<PipelineConfig, ConfigErrors
                     }
                 }
                 let (path_str, blank) = match entry {
-                    Some(en) if !en.is_table || unknown.is_some() => {
-                        (en.path.clone(), Some(en.key_span.clone().map(|k| k.start).unwrap_or(en.span.start)..en.span.end))
-                    }
+                    Some(en) if !en.is_table || unknown.is_some() => (
+                        en.path.clone(),
+                        Some(en.key_span.clone().map(|k| k.start).unwrap_or(en.span.start)..en.span.end),
+                    ),
                     Some(en) => (en.path.clone(), None),
                     None => (String::new(), None),
                 };
@@ -298,20 +296,21 @@ pub fn load(path: &Path, sets: &[String]) -> Result<PipelineConfig, ConfigErrors
 /// Replaces the characters of `range` (except newlines) with spaces.
 fn blank_out(text: &mut String, range: Range<usize>) {
     let end = range.end.min(text.len());
-    let replaced: String = text[range.start..end].chars().map(|c| if c == '\n' { '\n' } else { ' ' }).collect();
+    let replaced: String =
+        text[range.start..end].chars().map(|c| if c == '\n' { '\n' } else { ' ' }).collect();
     text.replace_range(range.start..end, &replaced);
 }
 
 /// Applies one `KEY=VALUE` override; returns the key.
 fn apply_set(doc: &mut DocumentMut, set: &str) -> Result<String, String> {
-    let (key, value) =
-        set.split_once('=').ok_or_else(|| format!("--set needs KEY=VALUE, got `{set}`"))?;
+    let (key, value) = set.split_once('=').ok_or_else(|| format!("--set needs KEY=VALUE, got `{set}`"))?;
     let key = key.trim();
     let parts: Vec<&str> = key.split('.').collect();
     if parts.iter().any(|p| p.is_empty()) {
         return Err(format!("--set key `{key}` is not a dotted path like `sources.events.path`"));
     }
-    let value: toml_edit::Value = value.trim().parse().unwrap_or_else(|_| toml_edit::Value::from(value.trim()));
+    let value: toml_edit::Value =
+        value.trim().parse().unwrap_or_else(|_| toml_edit::Value::from(value.trim()));
     let mut table: &mut dyn toml_edit::TableLike = doc.as_table_mut();
     for part in &parts[..parts.len() - 1] {
         if table.get(part).is_none() {

@@ -228,7 +228,10 @@ impl PipelineConfig {
             labels: StreamSpec {
                 key: self.labels.key.clone(),
                 time: self.labels.time.clone(),
-                label: Some(LabelField { name: self.labels.field.clone(), binary: task == ModelKind::Logistic }),
+                label: Some(LabelField {
+                    name: self.labels.field.clone(),
+                    binary: task == ModelKind::Logistic,
+                }),
                 declared: Vec::new(),
             },
             features,

@@ -17,7 +17,10 @@ pub(super) fn check(c: &PipelineConfig, at: &Located) -> Vec<ConfigError> {
         err("pipeline.name".into(), format!("`{}` must be non-empty and use only letters, digits, `-` and `_` (it names metrics and the registry directory)", c.pipeline.name));
     }
     if c.pipeline.batch_size == 0 || c.pipeline.batch_size > 1 << 20 {
-        err("pipeline.batch_size".into(), format!("must be between 1 and 1048576, got {}", c.pipeline.batch_size));
+        err(
+            "pipeline.batch_size".into(),
+            format!("must be between 1 and 1048576, got {}", c.pipeline.batch_size),
+        );
     }
 
     // Sources: every one must say which stream it carries, and both streams need a source.
@@ -61,20 +64,31 @@ pub(super) fn check(c: &PipelineConfig, at: &Located) -> Vec<ConfigError> {
     }
 
     if c.events.key == c.events.time {
-        err("events.time".into(), format!("the time field must differ from the key field `{}`", c.events.key));
+        err(
+            "events.time".into(),
+            format!("the time field must differ from the key field `{}`", c.events.key),
+        );
     }
     if let Some(features) = &c.model.features {
         if features.is_empty() {
-            err("model.features".into(), "must list at least one field (or be left out to use every field)".into());
+            err(
+                "model.features".into(),
+                "must list at least one field (or be left out to use every field)".into(),
+            );
         }
         for f in features {
             if f == &c.events.key || f == &c.events.time {
-                err("model.features".into(), format!("`{f}` is the key or time field and cannot be a feature"));
+                err(
+                    "model.features".into(),
+                    format!("`{f}` is the key or time field and cannot be a feature"),
+                );
             }
         }
         for declared in c.events.fields.keys() {
             if !features.contains(declared) && !c.events.exclude.contains(declared) {
-                let hint = suggest(declared, features).map(|s| format!(" (did you mean `{s}`?)")).unwrap_or_default();
+                let hint = suggest(declared, features)
+                    .map(|s| format!(" (did you mean `{s}`?)"))
+                    .unwrap_or_default();
                 err(format!("events.fields.{declared}"), format!("declared but not in model.features{hint}"));
             }
         }

@@ -29,19 +29,30 @@ impl JsonLinesSinkConfig {
     /// # Errors
     /// When the file cannot be created.
     pub fn build(&self, name: &str) -> Result<Box<dyn Sink>, SinkError> {
-        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir)
-                .map_err(|e| SinkError::new(name, format!("cannot create {}: {e}", dir.display())))?;
-        }
-        let file = OpenOptions::new()
-            .create(true)
-            .write(true)
-            .append(self.append)
-            .truncate(!self.append)
-            .open(&self.path)
-            .map_err(|e| SinkError::new(name, format!("cannot open {}: {e}", self.path.display())))?;
-        Ok(Box::new(JsonLinesSink { name: name.to_string(), writer: BufWriter::with_capacity(1 << 20, file) }))
+        let file = create_file(name, &self.path, self.append)?;
+        Ok(Box::new(JsonLinesSink {
+            name: name.to_string(),
+            writer: BufWriter::with_capacity(1 << 20, file),
+        }))
     }
+}
+
+/// Opens `path` for writing (appending or replacing), creating parent directories.
+///
+/// # Errors
+/// When a directory or the file cannot be created.
+pub fn create_file(name: &str, path: &std::path::Path, append: bool) -> Result<File, SinkError> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| SinkError::new(name, format!("cannot create {}: {e}", dir.display())))?;
+    }
+    OpenOptions::new()
+        .create(true)
+        .write(true)
+        .append(append)
+        .truncate(!append)
+        .open(path)
+        .map_err(|e| SinkError::new(name, format!("cannot open {}: {e}", path.display())))
 }
 
 /// See the module docs.

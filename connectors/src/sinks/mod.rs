@@ -1,6 +1,8 @@
 //! Sinks: one file per kind, and [`SinkConfig`], the one place where a config's
 //! `kind = "..."` maps to a builder.
 
+pub mod arrow_ipc;
+pub mod csv;
 pub mod jsonl;
 pub mod stdout;
 
@@ -15,10 +17,14 @@ pub enum SinkConfig {
     Jsonl(jsonl::JsonLinesSinkConfig),
     /// Standard output.
     Stdout(stdout::StdoutSinkConfig),
+    /// A CSV file with a header.
+    Csv(csv::CsvSinkConfig),
+    /// An Arrow IPC file.
+    ArrowIpc(arrow_ipc::ArrowIpcSinkConfig),
 }
 
 /// Every sink kind, for error messages and the registry test.
-pub const SINK_KINDS: [&str; 2] = ["jsonl", "stdout"];
+pub const SINK_KINDS: [&str; 4] = ["jsonl", "stdout", "csv", "arrow_ipc"];
 
 impl SinkConfig {
     /// The `kind` name.
@@ -26,6 +32,8 @@ impl SinkConfig {
         match self {
             SinkConfig::Jsonl(_) => "jsonl",
             SinkConfig::Stdout(_) => "stdout",
+            SinkConfig::Csv(_) => "csv",
+            SinkConfig::ArrowIpc(_) => "arrow_ipc",
         }
     }
 
@@ -34,6 +42,8 @@ impl SinkConfig {
         let explicit = match self {
             SinkConfig::Jsonl(c) => c.input,
             SinkConfig::Stdout(c) => c.input,
+            SinkConfig::Csv(c) => c.input,
+            SinkConfig::ArrowIpc(c) => c.input,
         };
         explicit.or_else(|| SinkInput::ALL.into_iter().find(|i| i.as_str() == name))
     }
@@ -46,6 +56,8 @@ impl SinkConfig {
         match self {
             SinkConfig::Jsonl(c) => c.build(name),
             SinkConfig::Stdout(c) => Ok(c.build(name)),
+            SinkConfig::Csv(c) => c.build(name),
+            SinkConfig::ArrowIpc(c) => c.build(name),
         }
     }
 }

@@ -20,7 +20,10 @@ pub struct StdoutSinkConfig {
 impl StdoutSinkConfig {
     /// Builds the sink.
     pub fn build(&self, name: &str) -> Box<dyn Sink> {
-        Box::new(StdoutSink { name: name.to_string(), out: std::io::BufWriter::with_capacity(1 << 16, std::io::stdout()) })
+        Box::new(StdoutSink {
+            name: name.to_string(),
+            out: std::io::BufWriter::with_capacity(1 << 16, std::io::stdout()),
+        })
     }
 }
 

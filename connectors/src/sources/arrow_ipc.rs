@@ -53,7 +53,11 @@ impl ArrowIpcSourceConfig {
         f.seek(SeekFrom::Start(0)).map_err(|e| err(e.to_string()))?;
         let buf = BufReader::with_capacity(1 << 20, f);
         let reader = if is_file {
-            Reader::File(FileReader::try_new(buf, None).map_err(|e| err(format!("{} is not a valid Arrow IPC file: {e}", self.path.display())))?)
+            Reader::File(
+                FileReader::try_new(buf, None).map_err(|e| {
+                    err(format!("{} is not a valid Arrow IPC file: {e}", self.path.display()))
+                })?,
+            )
         } else {
             Reader::Stream(StreamReader::try_new(buf, None).map_err(|e| {
                 err(format!("{} is neither an Arrow IPC file nor an IPC stream: {e}", self.path.display()))
@@ -81,7 +85,9 @@ impl Source for ArrowIpcSource {
                 };
                 match next {
                     None => return Ok(Poll::End),
-                    Some(Err(e)) => return Err(SourceError::new(&self.name, format!("cannot read batch: {e}"))),
+                    Some(Err(e)) => {
+                        return Err(SourceError::new(&self.name, format!("cannot read batch: {e}")))
+                    }
                     Some(Ok(b)) => (b, 0),
                 }
             }
@@ -97,6 +103,10 @@ impl Source for ArrowIpcSource {
         self.next_row += len as u64;
         let raw = |i: usize| render_row(&slice, i);
         Ok(Poll::Batch(self.normalizer.normalize(slice.clone(), offsets, &raw)))
+    }
+
+    fn roles(&self) -> Vec<eddy_engine::record::StreamRole> {
+        vec![self.normalizer.role()]
     }
 
     fn is_bounded(&self) -> bool {

@@ -51,9 +51,9 @@ impl CsvSourceConfig {
         let stdin = self.path.as_os_str() == "-";
         let mut reader = LineReader::new(input, self.follow);
         let mut header = Vec::new();
-        reader
-            .skip_lines(1, &mut header)
-            .map_err(|e| SourceError::new(&cx.name, format!("cannot read the header of {}: {e}", self.path.display())))?;
+        reader.skip_lines(1, &mut header).map_err(|e| {
+            SourceError::new(&cx.name, format!("cannot read the header of {}: {e}", self.path.display()))
+        })?;
         while header.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
             header.pop();
         }
@@ -144,7 +144,9 @@ impl RowDecoder for CsvDecoder {
         let schema = decode_schema(self.normalizer.spec(), &inferred);
         // Column order must stay the file's: decode_schema keeps inferred fields in order and
         // only appends declared fields the file lacks, which the CSV decoder would misread.
-        let schema = Arc::new(Schema::new(schema.fields()[..inferred.fields().len().min(schema.fields().len())].to_vec()));
+        let schema = Arc::new(Schema::new(
+            schema.fields()[..inferred.fields().len().min(schema.fields().len())].to_vec(),
+        ));
         self.schema = Some(schema.clone());
         Ok(schema)
     }

@@ -40,7 +40,12 @@ impl JsonLinesSourceConfig {
         let stdin = self.path.as_os_str() == "-";
         let reader = LineReader::new(input, self.follow);
         let normalizer = Normalizer::new(&cx.name, cx.role, cx.spec().clone(), cx.dead_letters.clone());
-        let decoder = JsonDecoder { normalizer: normalizer.clone(), schema: None, decoder: None, batch_size: cx.batch_size };
+        let decoder = JsonDecoder {
+            normalizer: normalizer.clone(),
+            schema: None,
+            decoder: None,
+            batch_size: cx.batch_size,
+        };
         Ok(Box::new(TextSource::new(
             &cx.name,
             reader,
@@ -80,10 +85,7 @@ impl JsonDecoder {
             }
             done += n;
         }
-        decoder
-            .flush()
-            .map_err(|e| clean(e.to_string()))?
-            .ok_or_else(|| "no JSON object found".to_string())
+        decoder.flush().map_err(|e| clean(e.to_string()))?.ok_or_else(|| "no JSON object found".to_string())
     }
 }
 
@@ -97,7 +99,8 @@ impl RowDecoder for JsonDecoder {
             .filter_map(|i| serde_json::from_slice::<serde_json::Value>(sample.line(i)).ok())
             .filter(|v| v.is_object())
             .map(Ok);
-        let inferred = arrow_json::reader::infer_json_schema_from_iterator(values).map_err(|e| e.to_string())?;
+        let inferred =
+            arrow_json::reader::infer_json_schema_from_iterator(values).map_err(|e| e.to_string())?;
         let schema = decode_schema(self.normalizer.spec(), &inferred);
         self.schema = Some(schema.clone());
         self.decoder = Some(self.fresh(self.batch_size + 1)?);

@@ -114,7 +114,8 @@ pub fn decode_schema(spec: &StreamSpec, inferred: &Schema) -> SchemaRef {
         .iter()
         .filter_map(|f| decode_type(spec, f.name(), f.data_type()).map(|t| Field::new(f.name(), t, true)))
         .collect();
-    let mut required: Vec<(String, DataType)> = vec![(spec.key.clone(), DataType::Utf8), (spec.time.clone(), DataType::Int64)];
+    let mut required: Vec<(String, DataType)> =
+        vec![(spec.key.clone(), DataType::Utf8), (spec.time.clone(), DataType::Int64)];
     if let Some(l) = &spec.label {
         required.push((l.name.clone(), DataType::Float64));
     }
@@ -158,7 +159,12 @@ impl Normalizer {
 
     /// Validates and normalises `batch`, whose row `i` came from source offset `offsets[i]`.
     /// `raw(i)` renders row `i` as it was read, for dead letters.
-    pub fn normalize(&self, batch: RecordBatch, offsets: Vec<u64>, raw: &dyn Fn(usize) -> String) -> SourceBatch {
+    pub fn normalize(
+        &self,
+        batch: RecordBatch,
+        offsets: Vec<u64>,
+        raw: &dyn Fn(usize) -> String,
+    ) -> SourceBatch {
         let n = batch.num_rows();
         let mut bad: Vec<Option<(&'static str, String)>> = vec![None; n];
         let mut mark = |i: usize, reason: &'static str, detail: String| {
@@ -213,7 +219,8 @@ impl Normalizer {
             }
         }
         let keep = BooleanArray::from(bad.iter().map(|b| b.is_none()).collect::<Vec<_>>());
-        let batch = arrow_select::filter::filter_record_batch(&batch, &keep).expect("filter keeps the schema");
+        let batch =
+            arrow_select::filter::filter_record_batch(&batch, &keep).expect("filter keeps the schema");
         let offsets = offsets.into_iter().zip(&bad).filter(|(_, b)| b.is_none()).map(|(o, _)| o).collect();
         SourceBatch { role: self.role, batch, offsets }
     }
@@ -229,7 +236,12 @@ impl Normalizer {
         r
     }
 
-    fn times(&self, col: &ArrayRef, name: &str, mark: &mut dyn FnMut(usize, &'static str, String)) -> ArrayRef {
+    fn times(
+        &self,
+        col: &ArrayRef,
+        name: &str,
+        mark: &mut dyn FnMut(usize, &'static str, String),
+    ) -> ArrayRef {
         let n = col.len();
         let mut out: Vec<Option<i64>> = Vec::with_capacity(n);
         let missing = |i: usize, mark: &mut dyn FnMut(usize, &'static str, String)| {
@@ -252,7 +264,11 @@ impl Normalizer {
                     out.push(if a.is_null(i) {
                         missing(i, mark)
                     } else if !a.value(i).is_finite() || a.value(i).abs() > 9.0e15 {
-                        mark(i, reason::BAD_TIME, format!("time field `{name}` = {} is not a valid epoch time", a.value(i)));
+                        mark(
+                            i,
+                            reason::BAD_TIME,
+                            format!("time field `{name}` = {} is not a valid epoch time", a.value(i)),
+                        );
                         None
                     } else {
                         Some(a.value(i) as i64)
@@ -305,7 +321,11 @@ impl Normalizer {
                 Ok(c) => return self.times(&c, name, mark),
                 Err(_) => {
                     for i in 0..n {
-                        mark(i, reason::BAD_TIME, format!("time field `{name}` has unsupported type {other}"));
+                        mark(
+                            i,
+                            reason::BAD_TIME,
+                            format!("time field `{name}` has unsupported type {other}"),
+                        );
                         out.push(None);
                     }
                 }
@@ -330,11 +350,17 @@ fn to_utf8(col: &ArrayRef) -> ArrayRef {
     if col.data_type() == &DataType::Utf8 {
         col.clone()
     } else {
-        arrow_cast::cast(col, &DataType::Utf8).unwrap_or_else(|_| arrow_array::new_null_array(&DataType::Utf8, col.len()))
+        arrow_cast::cast(col, &DataType::Utf8)
+            .unwrap_or_else(|_| arrow_array::new_null_array(&DataType::Utf8, col.len()))
     }
 }
 
-fn labels(col: &ArrayRef, name: &str, binary: bool, mark: &mut dyn FnMut(usize, &'static str, String)) -> ArrayRef {
+fn labels(
+    col: &ArrayRef,
+    name: &str,
+    binary: bool,
+    mark: &mut dyn FnMut(usize, &'static str, String),
+) -> ArrayRef {
     let n = col.len();
     let values: Vec<Option<f64>> = match col.data_type() {
         DataType::Boolean => {
@@ -372,7 +398,13 @@ fn labels(col: &ArrayRef, name: &str, binary: bool, mark: &mut dyn FnMut(usize, 
                 None
             }
             Some(y) if binary && y != 0.0 && y != 1.0 => {
-                mark(i, reason::BAD_LABEL, format!("label field `{name}` = {y}: classification labels must be 0 or 1 (or false/true)"));
+                mark(
+                    i,
+                    reason::BAD_LABEL,
+                    format!(
+                        "label field `{name}` = {y}: classification labels must be 0 or 1 (or false/true)"
+                    ),
+                );
                 None
             }
             Some(y) => Some(y),
@@ -407,7 +439,11 @@ fn feature_column(
                 // a missing value.
                 for i in 0..n {
                     if c.is_null(i) && col.is_valid(i) {
-                        mark(i, reason::WRONG_TYPE, format!("field `{name}` is not a valid {}", kind_name(&target)));
+                        mark(
+                            i,
+                            reason::WRONG_TYPE,
+                            format!("field `{name}` is not a valid {}", kind_name(&target)),
+                        );
                     }
                 }
                 c
@@ -415,7 +451,11 @@ fn feature_column(
             Err(_) => {
                 for i in 0..n {
                     if col.is_valid(i) {
-                        mark(i, reason::WRONG_TYPE, format!("field `{name}` is not a valid {}", kind_name(&target)));
+                        mark(
+                            i,
+                            reason::WRONG_TYPE,
+                            format!("field `{name}` is not a valid {}", kind_name(&target)),
+                        );
                     }
                 }
                 arrow_array::new_null_array(&target, n)
@@ -426,7 +466,11 @@ fn feature_column(
         if a.null_count() < n {
             for i in 0..n {
                 if a.is_valid(i) && !a.value(i).is_finite() {
-                    mark(i, reason::NON_FINITE, format!("field `{name}` = {} is not a finite number", a.value(i)));
+                    mark(
+                        i,
+                        reason::NON_FINITE,
+                        format!("field `{name}` = {} is not a finite number", a.value(i)),
+                    );
                 }
             }
         }
@@ -473,15 +517,40 @@ mod tests {
         let (tx, rx) = crossbeam_channel::unbounded();
         let norm = Normalizer::new("events", StreamRole::Events, spec(false), tx);
         let batch = RecordBatch::try_from_iter([
-            ("id", Arc::new(StringArray::from(vec![Some("a"), None, Some("c"), Some("d"), Some("e")])) as ArrayRef),
-            ("ts", Arc::new(StringArray::from(vec![Some("1000"), Some("1"), Some("2023-11-14T22:13:20Z"), Some("soon"), Some("5")])) as _),
-            ("x", Arc::new(Float64Array::from(vec![Some(1.0), Some(2.0), Some(3.0), Some(4.0), Some(f64::INFINITY)])) as _),
+            (
+                "id",
+                Arc::new(StringArray::from(vec![Some("a"), None, Some("c"), Some("d"), Some("e")]))
+                    as ArrayRef,
+            ),
+            (
+                "ts",
+                Arc::new(StringArray::from(vec![
+                    Some("1000"),
+                    Some("1"),
+                    Some("2023-11-14T22:13:20Z"),
+                    Some("soon"),
+                    Some("5"),
+                ])) as _,
+            ),
+            (
+                "x",
+                Arc::new(Float64Array::from(vec![
+                    Some(1.0),
+                    Some(2.0),
+                    Some(3.0),
+                    Some(4.0),
+                    Some(f64::INFINITY),
+                ])) as _,
+            ),
             ("n", Arc::new(Int64Array::from(vec![1, 2, 3, 4, 5])) as _),
         ])
         .unwrap();
         let out = norm.normalize(batch, vec![10, 11, 12, 13, 14], &|i| format!("row{i}"));
         assert_eq!(out.offsets, vec![10, 12]);
-        assert_eq!(out.batch.column_by_name("ts").unwrap().as_primitive::<Int64Type>().values(), &[1000, 1700000000000]);
+        assert_eq!(
+            out.batch.column_by_name("ts").unwrap().as_primitive::<Int64Type>().values(),
+            &[1000, 1700000000000]
+        );
         assert_eq!(out.batch.column_by_name("n").unwrap().data_type(), &DataType::Float64);
         let dead: Vec<_> = rx.try_iter().map(|d| (d.offset, d.reason, d.record)).collect();
         assert_eq!(

@@ -42,7 +42,9 @@ impl StdinSourceConfig {
         let path = PathBuf::from("-");
         match self.format {
             StdinFormat::Jsonl => JsonLinesSourceConfig { path, follow: false, role: self.role }.build(cx),
-            StdinFormat::Csv => CsvSourceConfig { path, follow: false, role: self.role, delimiter: ',' }.build(cx),
+            StdinFormat::Csv => {
+                CsvSourceConfig { path, follow: false, role: self.role, delimiter: ',' }.build(cx)
+            }
         }
     }
 }

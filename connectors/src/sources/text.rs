@@ -77,7 +77,10 @@ impl TextSource {
         let time = &self.normalizer.spec().time;
         if message.contains(&format!("'{time}'")) || message.contains(&format!("\"{time}\"")) {
             reason::BAD_TIME
-        } else if message.contains("parse") || message.contains("whilst decoding field") || message.contains("expected") && message.contains("got") {
+        } else if message.contains("parse")
+            || message.contains("whilst decoding field")
+            || message.contains("expected") && message.contains("got")
+        {
             reason::WRONG_TYPE
         } else {
             reason::MALFORMED
@@ -153,6 +156,10 @@ impl Source for TextSource {
         }
     }
 
+    fn roles(&self) -> Vec<eddy_engine::record::StreamRole> {
+        vec![self.normalizer.role()]
+    }
+
     fn is_bounded(&self) -> bool {
         self.bounded
     }
@@ -169,4 +176,3 @@ pub fn open_input(path: &std::path::Path) -> std::io::Result<Box<dyn std::io::Bu
     let f = std::fs::File::open(path)?;
     Ok(Box::new(std::io::BufReader::with_capacity(1 << 20, f)))
 }
-

@@ -112,7 +112,10 @@ impl GeneratorSourceConfig {
             out.push(("concept", e));
         }
         if !(0.0..=1.0).contains(&self.label_probability) {
-            out.push(("label_probability", format!("must be between 0 and 1, got {}", self.label_probability)));
+            out.push((
+                "label_probability",
+                format!("must be between 0 and 1, got {}", self.label_probability),
+            ));
         }
         if self.interval.0.is_zero() {
             out.push(("interval", "must be longer than 0".into()));
@@ -171,6 +174,7 @@ impl GeneratorSourceConfig {
             labels: VecDeque::new(),
             values: Vec::new(),
             batch_size: cx.batch_size,
+            labels_due: false,
         }))
     }
 }
@@ -196,6 +200,8 @@ pub struct GeneratorSource {
     labels: VecDeque<(i64, u64, bool)>,
     values: Vec<GenValue>,
     batch_size: usize,
+    /// Whether the next poll emits the labels due so far.
+    labels_due: bool,
 }
 
 impl GeneratorSource {
@@ -213,7 +219,7 @@ impl GeneratorSource {
         let mut ys = Float64Builder::new();
         let mut offsets = Vec::new();
         while let Some(&(t, p, y)) = self.labels.front() {
-            if before.is_some_and(|b| t >= b) || offsets.len() >= self.batch_size {
+            if before.is_some_and(|b| t >= b) {
                 break;
             }
             self.labels.pop_front();
@@ -235,9 +241,6 @@ impl GeneratorSource {
         let mut offsets = Vec::new();
         while offsets.len() < self.batch_size && self.events_left() {
             let t = self.event_time(self.position);
-            if self.labels.front().is_some_and(|&(lt, _, _)| lt < t) {
-                break;
-            }
             let p = self.position;
             let y = self.stream.next_example(&mut self.rng, p, self.total, &mut self.values);
             ids.append_value(format!("{}-{p}", self.prefix));
@@ -278,17 +281,26 @@ impl GeneratorSource {
 impl Source for GeneratorSource {
     fn poll(&mut self) -> Result<Poll, SourceError> {
         self.pace();
+        // Events and labels alternate: a batch of events, then every label due before the next
+        // event (possibly none: an empty batch still tells the merger the labels lane is alive).
+        // The engine's merger interleaves the two lanes row by row in event-time order.
         if self.events_left() {
-            let next = self.event_time(self.position);
-            if self.labels.front().is_some_and(|&(t, _, _)| t < next) {
+            if self.labels_due {
+                self.labels_due = false;
+                let next = self.event_time(self.position);
                 return Ok(Poll::Batch(self.emit_labels(Some(next))));
             }
+            self.labels_due = true;
             return Ok(Poll::Batch(self.emit_events()));
         }
         if !self.labels.is_empty() {
             return Ok(Poll::Batch(self.emit_labels(None)));
         }
         Ok(Poll::End)
+    }
+
+    fn roles(&self) -> Vec<eddy_engine::record::StreamRole> {
+        vec![StreamRole::Events, StreamRole::Labels]
     }
 
     fn is_bounded(&self) -> bool {

@@ -1,0 +1,63 @@
+//! Arrow IPC file sink: columnar output that `arrow_ipc` sources (and pyarrow, DuckDB, polars)
+//! read back without parsing.
+
+use std::fs::File;
+use std::io::BufWriter;
+use std::path::PathBuf;
+
+use arrow_array::RecordBatch;
+use arrow_ipc::writer::FileWriter;
+use eddy_engine::sink::{Sink, SinkError, SinkInput};
+use serde::{Deserialize, Serialize};
+
+use super::jsonl::create_file;
+
+/// An Arrow IPC file.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ArrowIpcSinkConfig {
+    /// Path of the file; parent directories are created.
+    pub path: PathBuf,
+    /// Which output to write; defaults to the sink's name when that is an output's name.
+    #[serde(default)]
+    pub input: Option<SinkInput>,
+}
+
+impl ArrowIpcSinkConfig {
+    /// Creates the file (the IPC writer starts with the first batch, whose schema it needs).
+    ///
+    /// # Errors
+    /// When the file cannot be created.
+    pub fn build(&self, name: &str) -> Result<Box<dyn Sink>, SinkError> {
+        let file = create_file(name, &self.path, false)?;
+        Ok(Box::new(ArrowIpcSink { name: name.to_string(), file: Some(file), writer: None }))
+    }
+}
+
+/// See the module docs.
+pub struct ArrowIpcSink {
+    name: String,
+    file: Option<File>,
+    writer: Option<FileWriter<BufWriter<File>>>,
+}
+
+impl Sink for ArrowIpcSink {
+    fn write(&mut self, batch: &RecordBatch) -> Result<(), SinkError> {
+        let err = |e: arrow_schema::ArrowError| SinkError::new(&self.name, e.to_string());
+        if self.writer.is_none() {
+            let file = self.file.take().ok_or_else(|| SinkError::new(&self.name, "sink already closed"))?;
+            self.writer = Some(
+                FileWriter::try_new(BufWriter::with_capacity(1 << 20, file), &batch.schema()).map_err(err)?,
+            );
+        }
+        let w = self.writer.as_mut().expect("writer created above");
+        w.write(batch).map_err(|e| SinkError::new(&self.name, e.to_string()))
+    }
+
+    fn flush(&mut self) -> Result<(), SinkError> {
+        if let Some(w) = &mut self.writer {
+            w.finish().map_err(|e| SinkError::new(&self.name, e.to_string()))?;
+        }
+        Ok(())
+    }
+}
