@@ -60,6 +60,14 @@ impl fmt::Display for ConfigErrors {
 
 impl std::error::Error for ConfigErrors {}
 
+impl ConfigErrors {
+    /// Errors in file order (unlocated ones, e.g. from `--set`, first).
+    fn sorted(mut errors: Vec<ConfigError>) -> Self {
+        errors.sort_by_key(|e| (e.line, e.column));
+        ConfigErrors(errors)
+    }
+}
+
 /// A located key of the document.
 struct Entry {
     path: String,
@@ -247,20 +255,50 @@ pub fn load(path: &Path, sets: &[String]) -> Result<PipelineConfig, ConfigErrors
                 let (unknown, message) = explain(e.message());
                 let span = e.span().unwrap_or(0..0);
                 let mut entry = located.entry_at(span.start);
-                // Tagged tables report unknown keys at the table: find the key inside it.
-                if let (Some(key), Some(table)) = (&unknown, entry) {
-                    if table.is_table {
-                        let want = format!("{}.{key}", table.path);
-                        entry = located.entries.iter().find(|e| e.path == want).or(entry);
+                // Tagged tables report unknown keys at the table: find the key inside it, or
+                // the first such key after the reported position.
+                if let Some(key) = &unknown {
+                    let suffix = format!(".{key}");
+                    let inside = entry.filter(|t| t.is_table).and_then(|t| {
+                        let want = format!("{}.{key}", t.path);
+                        located.entries.iter().find(|e| e.path == want)
+                    });
+                    let after = || {
+                        located
+                            .entries
+                            .iter()
+                            .filter(|e| e.path.ends_with(&suffix) || e.path == *key)
+                            .filter(|e| e.key_span.as_ref().is_some_and(|k| k.start >= span.start))
+                            .min_by_key(|e| e.key_span.as_ref().map(|k| k.start))
+                    };
+                    if inside.is_some() {
+                        entry = inside;
+                    } else if entry.is_none() {
+                        entry = after();
                     }
                 }
-                let (path_str, blank) = match entry {
-                    Some(en) if !en.is_table || unknown.is_some() => (
-                        en.path.clone(),
-                        Some(en.key_span.clone().map(|k| k.start).unwrap_or(en.span.start)..en.span.end),
-                    ),
-                    Some(en) => (en.path.clone(), None),
-                    None => (String::new(), None),
+                // An unknown `kind` leaves its table unreadable: drop the whole table so the
+                // remaining tables are still checked. Other bad values drop just their key.
+                let unknown_kind =
+                    message.starts_with("unknown value") && entry.is_some_and(|e| e.path.ends_with(".kind"));
+                let dropped = match entry {
+                    Some(en) if unknown_kind => {
+                        let parent = en.path.rsplit_once('.').map(|(p, _)| p).unwrap_or("");
+                        located.entries.iter().find(|e| e.path == parent).or(Some(en))
+                    }
+                    other => other,
+                };
+                let (path_str, blank) = match (entry, dropped) {
+                    (Some(en), Some(d)) => {
+                        let start = d.key_span.clone().map(|k| k.start).unwrap_or(d.span.start);
+                        let range = if d.is_table && is_header_line(&work, start) {
+                            table_section(&work, start)
+                        } else {
+                            start..d.span.end
+                        };
+                        (en.path.clone(), Some(range))
+                    }
+                    _ => (String::new(), None),
                 };
                 let err = if path_str.is_empty() {
                     let (line, column) = if span.end > 0 { located.line_col(span.start) } else { (0, 0) };
@@ -286,16 +324,44 @@ pub fn load(path: &Path, sets: &[String]) -> Result<PipelineConfig, ConfigErrors
             if problems.is_empty() {
                 Ok(c)
             } else {
-                Err(ConfigErrors(problems))
+                Err(ConfigErrors::sorted(problems))
             }
         }
-        _ => Err(ConfigErrors(errors)),
+        _ => Err(ConfigErrors::sorted(errors)),
     }
 }
 
-/// Replaces the characters of `range` (except newlines) with spaces.
+/// Whether the line holding `offset` is a `[table]` header.
+fn is_header_line(text: &str, offset: usize) -> bool {
+    let line_start = text[..offset].rfind('\n').map(|i| i + 1).unwrap_or(0);
+    text[line_start..].trim_start().starts_with('[')
+}
+
+/// The byte range of a `[table]` section: its header line and body up to the next header.
+fn table_section(text: &str, offset: usize) -> Range<usize> {
+    let start = text[..offset].rfind('\n').map(|i| i + 1).unwrap_or(0);
+    let mut end = text[start..].find('\n').map(|i| start + i + 1).unwrap_or(text.len());
+    while end < text.len() {
+        let line_end = text[end..].find('\n').map(|i| end + i + 1).unwrap_or(text.len());
+        if text[end..line_end].trim_start().starts_with('[') {
+            break;
+        }
+        end = line_end;
+    }
+    start..end
+}
+
+/// Replaces the characters of `range` (except newlines) with spaces, widened to the start of
+/// its line when only indentation or a table header's `[` precede it.
 fn blank_out(text: &mut String, range: Range<usize>) {
     let end = range.end.min(text.len());
+    let line_start = text[..range.start].rfind('\n').map(|i| i + 1).unwrap_or(0);
+    let start = if text[line_start..range.start].chars().all(|c| c.is_whitespace() || c == '[') {
+        line_start
+    } else {
+        range.start
+    };
+    let range = start..end;
     let replaced: String =
         text[range.start..end].chars().map(|c| if c == '\n' { '\n' } else { ' ' }).collect();
     text.replace_range(range.start..end, &replaced);

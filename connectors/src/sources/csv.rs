@@ -156,6 +156,13 @@ impl RowDecoder for CsvDecoder {
         Self::run(&mut d, &chunk.buf)
     }
 
+    fn field_of_error(&self, message: &str) -> Option<String> {
+        // Arrow's CSV decoder says "Error while parsing value 'v' as type 'T' for column N".
+        let n: usize =
+            message.split("for column ").nth(1)?.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()?;
+        Some(self.schema.as_ref()?.fields().get(n)?.name().clone())
+    }
+
     fn decode_line(&mut self, line: &[u8]) -> Result<RecordBatch, String> {
         let mut d = self.fresh(2)?;
         let mut buf = line.to_vec();

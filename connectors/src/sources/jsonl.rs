@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use arrow_array::RecordBatch;
 use arrow_json::reader::{Decoder, ReaderBuilder};
-use arrow_schema::SchemaRef;
+use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use eddy_engine::record::StreamRole;
 use eddy_engine::source::{Source, SourceContext, SourceError};
 use serde::{Deserialize, Serialize};
@@ -95,12 +95,7 @@ fn clean(s: String) -> String {
 
 impl RowDecoder for JsonDecoder {
     fn infer(&mut self, sample: &LineChunk) -> Result<SchemaRef, String> {
-        let values = (0..sample.len())
-            .filter_map(|i| serde_json::from_slice::<serde_json::Value>(sample.line(i)).ok())
-            .filter(|v| v.is_object())
-            .map(Ok);
-        let inferred =
-            arrow_json::reader::infer_json_schema_from_iterator(values).map_err(|e| e.to_string())?;
+        let inferred = infer_majority(sample)?;
         let schema = decode_schema(self.normalizer.spec(), &inferred);
         self.schema = Some(schema.clone());
         self.decoder = Some(self.fresh(self.batch_size + 1)?);
@@ -120,6 +115,12 @@ impl RowDecoder for JsonDecoder {
         out
     }
 
+    fn field_of_error(&self, message: &str) -> Option<String> {
+        // Arrow's JSON decoder says "whilst decoding field 'x': ...".
+        let rest = message.split("whilst decoding field '").nth(1)?;
+        Some(rest.split('\'').next()?.to_string())
+    }
+
     fn decode_line(&mut self, line: &[u8]) -> Result<RecordBatch, String> {
         if !line.iter().find(|b| !b.is_ascii_whitespace()).is_some_and(|&b| b == b'{') {
             return Err("not a JSON object: every line must be one flat {...} object".into());
@@ -127,4 +128,65 @@ impl RowDecoder for JsonDecoder {
         let mut d = self.fresh(2)?;
         Self::run(&mut d, line)
     }
+}
+
+/// Infers field types from a sample by majority: a field that is a number in 999 lines and a
+/// string in one is numeric (the odd line is a wrong-type record for the dead letters), where
+/// Arrow's own inference would widen it to a string and silently turn a feature categorical.
+fn infer_majority(sample: &LineChunk) -> Result<Schema, String> {
+    #[derive(Default)]
+    struct Counts {
+        number: usize,
+        text: usize,
+        boolean: usize,
+        nested: usize,
+    }
+    let mut fields: Vec<(String, Counts)> = Vec::new();
+    let mut objects = 0;
+    for i in 0..sample.len() {
+        let Ok(serde_json::Value::Object(map)) = serde_json::from_slice::<serde_json::Value>(sample.line(i))
+        else {
+            continue;
+        };
+        objects += 1;
+        for (name, value) in map {
+            let pos = match fields.iter().position(|(n, _)| *n == name) {
+                Some(p) => p,
+                None => {
+                    fields.push((name, Counts::default()));
+                    fields.len() - 1
+                }
+            };
+            let c = &mut fields[pos].1;
+            match value {
+                serde_json::Value::Number(_) => c.number += 1,
+                serde_json::Value::String(_) => c.text += 1,
+                serde_json::Value::Bool(_) => c.boolean += 1,
+                serde_json::Value::Null => {}
+                _ => c.nested += 1,
+            }
+        }
+    }
+    if objects == 0 {
+        return Err("no line of the first chunk is a JSON object; is this a JSON-lines file?".into());
+    }
+    let fields: Vec<Field> = fields
+        .into_iter()
+        .map(|(name, c)| {
+            let most = c.number.max(c.text).max(c.boolean).max(c.nested);
+            let t = if most == 0 {
+                DataType::Null
+            } else if c.number == most {
+                DataType::Float64
+            } else if c.text == most {
+                DataType::Utf8
+            } else if c.boolean == most {
+                DataType::Boolean
+            } else {
+                DataType::Struct(Default::default())
+            };
+            Field::new(name, t, true)
+        })
+        .collect();
+    Ok(Schema::new(fields))
 }

@@ -31,6 +31,9 @@ pub trait RowDecoder: Send {
     /// # Errors
     /// With a description of what is wrong with the line.
     fn decode_line(&mut self, line: &[u8]) -> Result<RecordBatch, String>;
+
+    /// The field a [`RowDecoder::decode_line`] error message is about, if it names one.
+    fn field_of_error(&self, message: &str) -> Option<String>;
 }
 
 /// See the module docs.
@@ -73,17 +76,13 @@ impl TextSource {
         SourceError::new(&self.name, format!("read failed: {e}"))
     }
 
+    /// Dead-letter reason of a decode error: a value that does not fit its field's type is
+    /// `wrong_type` (`bad_time` for the time field); anything else is `malformed`.
     fn classify(&self, message: &str) -> &'static str {
-        let time = &self.normalizer.spec().time;
-        if message.contains(&format!("'{time}'")) || message.contains(&format!("\"{time}\"")) {
-            reason::BAD_TIME
-        } else if message.contains("parse")
-            || message.contains("whilst decoding field")
-            || message.contains("expected") && message.contains("got")
-        {
-            reason::WRONG_TYPE
-        } else {
-            reason::MALFORMED
+        match self.decoder.field_of_error(message) {
+            Some(f) if f == self.normalizer.spec().time => reason::BAD_TIME,
+            Some(_) => reason::WRONG_TYPE,
+            None => reason::MALFORMED,
         }
     }
 
