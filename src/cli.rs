@@ -25,6 +25,9 @@ pub enum Command {
     Validate(ConfigArgs),
     /// Write a synthetic drifting stream (events and labels) to files.
     Generate(crate::generate::GenerateArgs),
+    /// Run one drift detector over a recorded series (one number per line) and print the
+    /// 0-based index of every value at which it detected drift.
+    Detect(crate::detect::DetectArgs),
 }
 
 /// Which config, with overrides.
@@ -50,4 +53,7 @@ pub struct RunArgs {
     /// No progress bar and no summary table.
     #[arg(short, long)]
     pub quiet: bool,
+    /// Write the address the metrics endpoint bound to into this file (useful with port 0).
+    #[arg(long, value_name = "FILE")]
+    pub metrics_addr_file: Option<PathBuf>,
 }

@@ -3,6 +3,8 @@
 
 mod cli;
 mod config;
+mod detect;
+mod exporter;
 mod generate;
 mod run;
 
@@ -24,5 +26,6 @@ fn main() -> ExitCode {
         cli::Command::Run(args) => run::run(args),
         cli::Command::Validate(args) => run::validate(args),
         cli::Command::Generate(args) => generate::generate(args),
+        cli::Command::Detect(args) => detect::detect(args),
     }
 }

@@ -60,7 +60,25 @@ pub fn run(args: RunArgs) -> ExitCode {
 fn execute(config: &PipelineConfig, args: &RunArgs) -> Result<(), Box<dyn std::error::Error>> {
     let control = RunControl::default();
     install_signal_handlers(&control)?;
-    let pipeline = Pipeline::new(config.to_spec(), control.clone());
+    let mut pipeline = Pipeline::new(config.to_spec(), control.clone());
+    if config.metrics.enabled {
+        let (recorder, handle) = crate::exporter::recorder();
+        let addr = crate::exporter::serve(config.metrics.listen, handle).map_err(|e| {
+            format!(
+                "cannot serve metrics on {}: {e} (set metrics.listen to a free address, port 0 for any, or metrics.enabled = false)",
+                config.metrics.listen
+            )
+        })?;
+        if !args.quiet {
+            eprintln!("metrics on http://{addr}/metrics");
+        } else {
+            tracing::info!("metrics on http://{addr}/metrics");
+        }
+        if let Some(path) = &args.metrics_addr_file {
+            std::fs::write(path, addr.to_string())?;
+        }
+        pipeline = pipeline.with_metrics(recorder);
+    }
 
     let mut sources: Vec<(String, Box<dyn Source>)> = Vec::new();
     for (name, source) in &config.sources {

@@ -15,7 +15,8 @@ def times(path):
     rows = [line.split() for line in open(path) if line.strip()]
     walls = [float(r[0]) for r in rows]
     rss = max(int(r[1]) for r in rows) if rows and len(rows[0]) > 1 else 0
-    return walls, rss
+    cpu = statistics.median(float(r[2]) for r in rows) if rows and len(rows[0]) > 2 else 0.0
+    return walls, (rss, cpu)
 
 
 def vw_accuracy(preds_path, y_path):
@@ -54,7 +55,7 @@ def main():
     eddy_wall = statistics.median(walls)
     rows.append({
         "tool": "eddy run (replay.toml, sgd 0.01, labels 500 events late)",
-        "events": n, "wall": eddy_wall, "walls": walls, "rss_mib": rss / 1024,
+        "events": n, "wall": eddy_wall, "walls": walls, "rss_mib": rss[0] / 1024, "cpu_s": rss[1],
         "accuracy": s["metrics"]["champion"]["accuracy"],
         "note": f"summary: elapsed_seconds {s.get('elapsed_seconds'):.3f}, "
                 f"events_per_second {s.get('events_per_second'):.0f}",
@@ -64,7 +65,7 @@ def main():
     acc, labelled = vw_accuracy(f"{d}/vw-preds.txt", f"{d}/compare.vw.y")
     rows.append({
         "tool": "Vowpal Wabbit (python -m vowpalwabbit, logistic, immediate labels)",
-        "events": n, "wall": statistics.median(walls), "walls": walls, "rss_mib": rss / 1024,
+        "events": n, "wall": statistics.median(walls), "walls": walls, "rss_mib": rss[0] / 1024, "cpu_s": rss[1],
         "accuracy": acc, "note": f"progressive accuracy over {labelled} labelled examples",
     })
 
@@ -81,16 +82,16 @@ def main():
     else:
         wall, label, note = measured, f"River 0.26.1 (StandardScaler \\| LogisticRegression, delay {r['delay']})", "measured"
     rows.append({
-        "tool": label, "events": r["events"], "wall": wall, "walls": walls, "rss_mib": rss / 1024,
+        "tool": label, "events": r["events"], "wall": wall, "walls": walls, "rss_mib": rss[0] / 1024, "cpu_s": rss[1],
         "accuracy": r["accuracy"], "note": note + f"; accuracy over {r['labelled']} events",
     })
 
     print(f"\nmachine: {cpu_model()}, stream: {n} events, 10-feature rotating hyperplane\n")
-    print("| tool | wall s (whole process) | events/s | accuracy | wall vs eddy | max RSS MiB | note |")
-    print("| --- | ---: | ---: | ---: | ---: | ---: | --- |")
+    print("| tool | wall s (whole process) | events/s | accuracy | wall vs eddy | CPU s (user+sys) | max RSS MiB | note |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
     for row in rows:
         print(f"| {row['tool']} | {row['wall']:.2f} | {n / row['wall']:,.0f} | {row['accuracy']:.4f} | "
-              f"{row['wall'] / eddy_wall:.1f}× | {row['rss_mib']:.0f} | {row['note']} |")
+              f"{row['wall'] / eddy_wall:.1f}× | {row['cpu_s']:.2f} | {row['rss_mib']:.0f} | {row['note']} |")
     print("\nwall times of each repeat: " + "; ".join(
         f"{row['tool'].split(' ')[0]} {', '.join(f'{w:.2f}' for w in row['walls'])}" for row in rows))
     json.dump({"events": n, "machine": cpu_model(), "rows": rows}, open(f"{d}/results.json", "w"), indent=2)

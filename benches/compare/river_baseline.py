@@ -42,42 +42,43 @@ def main() -> None:
     a = ap.parse_args()
 
     t_work = time.perf_counter()
-    # Read the events (all, or the first --limit) and join their labels by id.
-    events = []
-    with open(a.events) as f:
-        for line in f:
-            if line.strip():
-                events.append(json.loads(line))
-                if a.limit and len(events) >= a.limit:
-                    break
-    wanted = {e["id"] for e in events}
-    labels = {}
-    with open(a.labels) as f:
-        for line in f:
-            if line.strip():
-                r = json.loads(line)
-                if r["id"] in wanted:
-                    labels[r["id"]] = bool(r["label"])
-                    if len(labels) == len(wanted):
-                        break
-
     model = preprocessing.StandardScaler() | linear_model.LogisticRegression()
     pending = collections.deque()
-    n = correct = 0
-    for e in events:
-        y = labels.get(e["id"])
-        x = {k: v for k, v in e.items() if k != "id" and k != "ts"}
-        p = model.predict_proba_one(x).get(True, 0.0)
-        if y is not None:
-            n += 1
-            correct += (p >= 0.5) == y
-            pending.append((x, y))
-        while len(pending) > a.delay:
-            model.learn_one(*pending.popleft())
+    n = seen = correct = 0
+    with open(a.events) as events, open(a.labels) as label_lines:
+        # Streaming join by id: labels are read on demand until the current event's label has
+        # been seen (labels come in event order, some events late), so memory stays small and
+        # a --limit prefix costs only its own share of the reading.
+        labels = {}
+        labels_left = True
+        for line in events:
+            if not line.strip():
+                continue
+            e = json.loads(line)
+            key = e["id"]
+            while labels_left and key not in labels:
+                lab = label_lines.readline()
+                if not lab:
+                    labels_left = False
+                elif lab.strip():
+                    r = json.loads(lab)
+                    labels[r["id"]] = bool(r["label"])
+            y = labels.pop(key, None)
+            x = {k: v for k, v in e.items() if k != "id" and k != "ts"}
+            p = model.predict_proba_one(x).get(True, 0.0)
+            seen += 1
+            if y is not None:
+                n += 1
+                correct += (p >= 0.5) == y
+                pending.append((x, y))
+            while len(pending) > a.delay:
+                model.learn_one(*pending.popleft())
+            if a.limit and seen >= a.limit:
+                break
     t_end = time.perf_counter()
     result = {
         "tool": "river",
-        "events": len(events),
+        "events": seen,
         "labelled": n,
         "delay": a.delay,
         "accuracy": correct / n if n else None,

@@ -5,7 +5,7 @@
 #
 # Environment: CARGO_TARGET_DIR (default target), PYTHON (default python3), REPEATS (runs of
 # eddy and of VW, median reported; default 3), RIVER_EVENTS (events River runs on; default
-# min(N, 100000), extrapolated linearly to N when smaller), RIVER_DELAY (default 0 = learn each
+# N; a smaller value runs a prefix, extrapolated linearly to N and labelled so), RIVER_DELAY (default 0 = learn each
 # label immediately, like VW; 500 = eddy's label delay on this data).
 #
 # Steps: build eddy (release); generate N events of a 10-feature rotating hyperplane with
@@ -24,7 +24,7 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT"
 PY=${PYTHON:-python3}
 REPEATS=${REPEATS:-3}
-RIVER_EVENTS=${RIVER_EVENTS:-$(( N < 100000 ? N : 100000 ))}
+RIVER_EVENTS=${RIVER_EVENTS:-$N}
 RIVER_DELAY=${RIVER_DELAY:-0}
 DATA=bench-data/compare
 HERE=benches/compare
@@ -51,14 +51,15 @@ fi
 # Same page-cache state for every tool: all inputs read once before timing.
 cat "$DATA/events.jsonl" "$DATA/labels.jsonl" "$DATA/compare.vw" > /dev/null
 
-# timed NAME CMD...: runs CMD, appends "wall_seconds max_rss_kib" to $DATA/NAME.times.
+# timed NAME CMD...: runs CMD, appends "wall_seconds max_rss_kib cpu_seconds" to
+# $DATA/NAME.times (RSS and CPU from GNU time when it is installed, else 0).
 timed() {
     local name=$1; shift
-    local t0 t1 rss=0
+    local t0 t1 rss="0 0"
     t0=$(date +%s.%N)
     if [[ -x /usr/bin/time ]]; then
-        /usr/bin/time -f '%M' -o "$DATA/$name.rss" "$@" > "$DATA/$name.log" 2>&1
-        rss=$(tail -n 1 "$DATA/$name.rss")
+        /usr/bin/time -f '%M %U %S' -o "$DATA/$name.rss" "$@" > "$DATA/$name.log" 2>&1
+        rss=$(tail -n 1 "$DATA/$name.rss" | awk '{ printf "%d %.2f", $1, $2 + $3 }')
     else
         "$@" > "$DATA/$name.log" 2>&1
     fi
@@ -67,6 +68,7 @@ timed() {
 }
 
 rm -f "$DATA"/*.times
+echo "load average before timing: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 for i in $(seq "$REPEATS"); do
     echo "== eddy run ($i/$REPEATS)" >&2
     timed eddy "$EDDY" run --config benches/e2e/replay.toml \
@@ -76,6 +78,7 @@ for i in $(seq "$REPEATS"); do
     timed vw "$PY" -m vowpalwabbit -d "$DATA/compare.vw" --loss_function logistic --link logistic \
         -p "$DATA/vw-preds.txt"
 done
+echo "load average before River: $(cut -d' ' -f1-3 /proc/loadavg)" >&2
 echo "== river on $RIVER_EVENTS events, delay $RIVER_DELAY" >&2
 timed river "$PY" "$HERE/river_baseline.py" "$DATA/events.jsonl" "$DATA/labels.jsonl" \
     --limit "$RIVER_EVENTS" --delay "$RIVER_DELAY" --out "$DATA/river.json"

@@ -172,6 +172,16 @@ impl Evaluator {
         })
     }
 
+    /// Rolling accuracy/log loss/MAE without the (sorting) AUC: cheap enough for every batch.
+    pub fn rolling_figures(&self) -> SlotMetrics {
+        self.figures(&self.rolling, None)
+    }
+
+    /// Exact ROC AUC over the rolling window (sorts the window: call per batch, not per row).
+    pub fn rolling_auc(&self) -> Option<f64> {
+        self.window_auc()
+    }
+
     /// Cumulative and rolling metrics.
     pub fn report(&self) -> SlotMetrics {
         let mut m = self.figures(&self.total, self.histogram_auc());

@@ -8,11 +8,13 @@
 //! [`sink::Sink`]s.
 #![warn(missing_docs)]
 
+pub mod drift;
 pub mod encode;
 pub mod error;
 pub mod evaluator;
 pub mod label_join;
 pub mod merge;
+pub mod metrics;
 pub mod pipeline;
 pub mod record;
 pub mod sink;

@@ -134,15 +134,18 @@ impl StreamMerger {
         self.inputs[i / 2].lanes[i % 2].front().map(|h| &h.times[..]).unwrap_or(&[])
     }
 
-    /// Marks rows of lane `i` up to `end` as processed.
-    pub fn consume(&mut self, i: usize, end: usize) {
+    /// Marks rows of lane `i` up to `end` as processed; returns whether that finished the
+    /// lane's head batch.
+    pub fn consume(&mut self, i: usize, end: usize) -> bool {
         let lane = &mut self.inputs[i / 2].lanes[i % 2];
         if let Some(h) = lane.front_mut() {
             h.cursor = end;
             if h.cursor >= h.batch.batch.num_rows() {
                 lane.pop_front();
+                return true;
             }
         }
+        false
     }
 
     /// Stops waiting for unbounded sources (after a stop request): what they already sent is

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use arrow_array::builder::{Float32Builder, Int64Builder, StringBuilder, UInt64Builder};
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float64Type, Int64Type};
-use arrow_array::{ArrayRef, RecordBatch, StringArray};
+use arrow_array::{Array, ArrayRef, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use crossbeam_channel::{bounded, Receiver, Sender};
 use eddy_operators::encoder::{EncodingConfig, FeatureEncoder};
@@ -27,19 +27,26 @@ use eddy_scorer::encoding::{Feature, FeatureKind, FeatureSpec};
 use eddy_scorer::model::ModelKind;
 use xxhash_rust::xxh3::xxh3_64;
 
+use crate::drift::{DriftInput, DriftMonitor, DriftMonitorConfig};
 use crate::encode::BatchEncoder;
 use crate::error::EngineError;
 use crate::evaluator::EvaluationConfig;
+use crate::label_join::JoinCounters;
 use crate::label_join::{EventOutcome, JoinConfig, LabelJoin, LabelOutcome};
 use crate::merge::{MergeInput, Next, SourceMessage, StreamMerger};
+use crate::metrics::{EngineMetrics, MetricsFactory, SharedRecorder, SlotMetricsHandles};
 use crate::record::{DeadLetter, StreamRole};
 use crate::sink::{Sink, SinkError, SinkInput};
 use crate::slot::{Slot, SlotSpec};
 use crate::source::{Poll, Source, SourceContext, StreamSpec};
-use crate::summary::{FeatureSummary, RunSummary};
+use crate::summary::{DriftRecord, FeatureSummary, RunSummary};
 
 /// Batches in flight per channel.
 const CHANNEL_DEPTH: usize = 8;
+
+/// Metrics and drift events are published every this many rows (and when input pauses or
+/// ends): often enough for a scrape, rare enough to cost nothing per row.
+const PUBLISH_EVERY_ROWS: usize = 4096;
 
 /// The resolved, validated description of a pipeline (built from the config by the binary).
 #[derive(Debug, Clone)]
@@ -71,6 +78,8 @@ pub struct PipelineSpec {
     pub batch_size: usize,
     /// How long an unbounded source may be silent before the merge goes on without it.
     pub idle_timeout: Duration,
+    /// Drift monitors by name.
+    pub drift: Vec<(String, DriftMonitorConfig)>,
 }
 
 /// Shared run controls: a stop flag (set by signal handlers) and live counters for progress
@@ -97,6 +106,7 @@ pub struct SinkBinding {
 pub struct Pipeline {
     spec: PipelineSpec,
     control: RunControl,
+    metrics: MetricsFactory,
     dead_letter_tx: Sender<DeadLetter>,
     dead_letter_rx: Receiver<DeadLetter>,
 }
@@ -105,7 +115,14 @@ impl Pipeline {
     /// A pipeline for `spec`.
     pub fn new(spec: PipelineSpec, control: RunControl) -> Self {
         let (dead_letter_tx, dead_letter_rx) = bounded(4096);
-        Pipeline { spec, control, dead_letter_tx, dead_letter_rx }
+        let metrics = MetricsFactory::noop(&spec.name);
+        Pipeline { spec, control, metrics, dead_letter_tx, dead_letter_rx }
+    }
+
+    /// Records the pipeline's metrics with `recorder` (e.g. a Prometheus recorder).
+    pub fn with_metrics(mut self, recorder: SharedRecorder) -> Self {
+        self.metrics = MetricsFactory::new(recorder, &self.spec.name);
+        self
     }
 
     /// The spec.
@@ -136,7 +153,7 @@ impl Pipeline {
         sinks: Vec<SinkBinding>,
     ) -> Result<RunSummary, EngineError> {
         let started = Instant::now();
-        let Pipeline { spec, control, dead_letter_tx, dead_letter_rx } = self;
+        let Pipeline { spec, control, metrics, dead_letter_tx, dead_letter_rx } = self;
 
         // Sinks, each on its own thread.
         let mut outputs: BTreeMap<SinkInput, Vec<Sender<RecordBatch>>> = BTreeMap::new();
@@ -160,9 +177,10 @@ impl Pipeline {
 
         // Dead letters: counted always, written when a sink wants them.
         let dead_letter_outputs = outputs.remove(&SinkInput::DeadLetters).unwrap_or_default();
+        let dead_letter_metrics = metrics.clone();
         let dead_letter_thread = std::thread::Builder::new()
             .name("dead-letters".into())
-            .spawn(move || collect_dead_letters(dead_letter_rx, dead_letter_outputs))
+            .spawn(move || collect_dead_letters(dead_letter_rx, dead_letter_outputs, &dead_letter_metrics))
             .map_err(|e| EngineError::Internal(format!("cannot spawn dead-letter thread: {e}")))?;
         drop(dead_letter_tx);
 
@@ -208,8 +226,16 @@ impl Pipeline {
         }
 
         let merger = StreamMerger::new(inputs, &spec.events.time, &spec.labels.time, spec.idle_timeout);
-        let mut engine =
-            Engine::new(&spec, control.clone(), outputs.remove(&SinkInput::Predictions).unwrap_or_default());
+        let predictions = outputs.remove(&SinkInput::Predictions).unwrap_or_default();
+        let drift_outputs = outputs.remove(&SinkInput::Drift).unwrap_or_default();
+        let mut engine = match Engine::new(&spec, control.clone(), predictions, drift_outputs, &metrics) {
+            Ok(e) => e,
+            Err(e) => {
+                // Sources see the stop flag, sinks their closed channels: every thread ends.
+                control.stop.store(true, Ordering::SeqCst);
+                return Err(e);
+            }
+        };
         let result = engine.run(merger);
         let mut summary = engine.finish();
         drop(engine);
@@ -257,7 +283,9 @@ impl Pipeline {
 fn collect_dead_letters(
     rx: Receiver<DeadLetter>,
     outputs: Vec<Sender<RecordBatch>>,
+    metrics: &MetricsFactory,
 ) -> Result<BTreeMap<String, u64>, SinkError> {
+    let mut counters: BTreeMap<(String, String), metrics::Counter> = BTreeMap::new();
     let mut counts = BTreeMap::new();
     let mut pending: Vec<DeadLetter> = Vec::new();
     let mut warned = 0;
@@ -271,6 +299,13 @@ fn collect_dead_letters(
         }
         for d in &pending {
             *counts.entry(d.reason.clone()).or_insert(0u64) += 1;
+            counters
+                .entry((d.source.clone(), d.reason.clone()))
+                .or_insert_with(|| {
+                    metrics
+                        .counter("eddy_dead_letters_total", &[("source", &d.source), ("reason", &d.reason)])
+                })
+                .increment(1);
             if outputs.is_empty() && warned < 10 {
                 warned += 1;
                 tracing::warn!(source = %d.source, offset = d.offset, reason = %d.reason, "rejected record: {}", d.detail);
@@ -322,10 +357,43 @@ struct Engine<'s> {
     max_ts: i64,
     row: Vec<Feature>,
     scores: Vec<f32>,
+    metrics: EngineMetrics,
+    slot_metrics: Vec<SlotMetricsHandles>,
+    published: JoinCounters,
+    published_events: u64,
+    published_labels: u64,
+    published_late: u64,
+    monitors: Vec<DriftMonitor>,
+    /// Monitors of each slot's error stream.
+    error_monitors: Vec<Vec<usize>>,
+    detections: Vec<DriftRecord>,
+    drift_outputs: Vec<Sender<RecordBatch>>,
+    drift_published: usize,
 }
 
 impl<'s> Engine<'s> {
-    fn new(spec: &'s PipelineSpec, control: RunControl, predictions: Vec<Sender<RecordBatch>>) -> Self {
+    fn new(
+        spec: &'s PipelineSpec,
+        control: RunControl,
+        predictions: Vec<Sender<RecordBatch>>,
+        drift_outputs: Vec<Sender<RecordBatch>>,
+        factory: &MetricsFactory,
+    ) -> Result<Self, EngineError> {
+        let slot_names: Vec<String> = spec.slots.iter().map(|s| s.name.clone()).collect();
+        let mut monitors = Vec::new();
+        let mut error_monitors = vec![Vec::new(); spec.slots.len()];
+        for (name, config) in &spec.drift {
+            let input = config
+                .resolve(&slot_names, spec.task)
+                .map_err(|e| EngineError::Input(format!("drift.{name}: {e}")))?;
+            if let DriftInput::SlotError { slot, .. } = input {
+                error_monitors[slot].push(monitors.len());
+            }
+            monitors.push(
+                DriftMonitor::new(name, config, input, factory)
+                    .map_err(|e| EngineError::Input(format!("drift.{name}: {e}")))?,
+            );
+        }
         let mut fields = vec![
             Field::new("id", DataType::Utf8, false),
             Field::new("ts", DataType::Int64, false),
@@ -336,7 +404,7 @@ impl<'s> Engine<'s> {
         if spec.task == ModelKind::Logistic {
             fields.push(Field::new("predicted_label", DataType::Int64, false));
         }
-        Engine {
+        Ok(Engine {
             spec,
             control,
             encoder: None,
@@ -350,28 +418,111 @@ impl<'s> Engine<'s> {
             max_ts: i64::MIN,
             row: Vec::with_capacity(64),
             scores: vec![0.0; spec.slots.len()],
-        }
+            metrics: EngineMetrics::new(factory),
+            slot_metrics: spec.slots.iter().map(|s| SlotMetricsHandles::new(factory, &s.name)).collect(),
+            published: JoinCounters::default(),
+            published_events: 0,
+            published_labels: 0,
+            published_late: 0,
+            monitors,
+            error_monitors,
+            detections: Vec::new(),
+            drift_outputs,
+            drift_published: 0,
+        })
     }
 
     fn run(&mut self, mut merger: StreamMerger) -> Result<(), EngineError> {
+        let mut lane_time: BTreeMap<usize, Duration> = BTreeMap::new();
+        let mut rows_since_publish = 0;
         loop {
             match merger.next()? {
                 Next::Run { input, start, end } => {
                     let batch = merger.head(input);
-                    match batch.role {
+                    let role = batch.role;
+                    let started = Instant::now();
+                    match role {
                         StreamRole::Events => self.events_run(&batch.batch, start, end)?,
                         StreamRole::Labels => self.labels_run(&batch.batch, start, end)?,
                     }
-                    merger.consume(input, end);
+                    // A batch's latency is the engine time spent on all its runs.
+                    let spent = lane_time.entry(input).or_default();
+                    *spent += started.elapsed();
+                    if merger.consume(input, end) {
+                        let seconds = std::mem::take(spent).as_secs_f64();
+                        match role {
+                            StreamRole::Events => self.metrics.score_seconds.record(seconds),
+                            StreamRole::Labels => self.metrics.learn_seconds.record(seconds),
+                        }
+                    }
+                    rows_since_publish += end - start;
+                    if rows_since_publish >= PUBLISH_EVERY_ROWS {
+                        rows_since_publish = 0;
+                        self.publish()?;
+                    }
                 }
                 Next::Idle => {
+                    self.publish()?;
                     if self.control.stop.load(Ordering::Relaxed) {
                         merger.stop_waiting();
                     }
                 }
-                Next::Done => return Ok(()),
+                Next::Done => return self.publish(),
             }
         }
+    }
+
+    /// Per-batch metrics and drift events.
+    fn publish(&mut self) -> Result<(), EngineError> {
+        let c = self.join.counters();
+        let p = self.published;
+        let m = &self.metrics;
+        m.events.increment(self.events - self.published_events);
+        m.labels.increment(self.labels - self.published_labels);
+        m.late.increment(self.late - self.published_late);
+        m.joined.increment(c.joined - p.joined);
+        m.expired.increment(c.expired - p.expired);
+        m.unmatched.increment(c.unmatched_labels - p.unmatched_labels);
+        m.early.increment(c.early_labels - p.early_labels);
+        m.duplicate_labels.increment(c.duplicate_labels - p.duplicate_labels);
+        m.evicted.increment((c.evicted + c.rejected_full) - (p.evicted + p.rejected_full));
+        m.buffer_events.set(self.join.pending() as f64);
+        m.buffer_bytes.set(self.join.size_bytes() as f64);
+        if self.max_ts > i64::MIN {
+            m.watermark.set(self.max_ts as f64 / 1000.0);
+        }
+        self.published = c;
+        self.published_events = self.events;
+        self.published_labels = self.labels;
+        self.published_late = self.late;
+        for (slot, h) in self.slots.iter().zip(&self.slot_metrics) {
+            h.labels.absolute(slot.evaluator.labels());
+            h.version.set(slot.version as f64);
+            let r = slot.evaluator.rolling_figures();
+            if let Some(a) = r.accuracy {
+                h.accuracy.set(a);
+            }
+            if let Some(l) = r.log_loss {
+                h.log_loss.set(l);
+            }
+            if let Some(mae) = r.mae {
+                h.mae.set(mae);
+            }
+            if let Some(auc) = slot.evaluator.rolling_auc() {
+                h.auc.set(auc);
+            }
+        }
+        for monitor in &self.monitors {
+            monitor.publish();
+        }
+        if self.detections.len() > self.drift_published {
+            let batch = drift_batch(&self.detections[self.drift_published..]);
+            self.drift_published = self.detections.len();
+            for tx in &self.drift_outputs {
+                tx.send(batch.clone()).map_err(|_| EngineError::Internal("drift sink stopped".into()))?;
+            }
+        }
+        Ok(())
     }
 
     /// Resolves the model's features from the first event batch and builds the slots.
@@ -455,6 +606,18 @@ impl<'s> Engine<'s> {
         let mut out = emit.then(|| PredictionBuilders::new(n, self.spec.task));
         let mut encoder = self.encoder.take().expect("encoder initialised above");
         let columns = BatchEncoder::new(&encoder, batch);
+        let feature_monitors: Vec<(usize, &arrow_array::Float64Array)> = self
+            .monitors
+            .iter()
+            .enumerate()
+            .filter_map(|(i, m)| match &m.input {
+                DriftInput::Feature(name) => batch
+                    .column_by_name(name)
+                    .and_then(|c| c.as_primitive_opt::<Float64Type>())
+                    .map(|a| (i, a)),
+                DriftInput::SlotError { .. } => None,
+            })
+            .collect();
         for r in start..end {
             let ts = times[r];
             self.observe_time(ts);
@@ -470,11 +633,25 @@ impl<'s> Engine<'s> {
             }
             let index = self.events;
             self.events += 1;
+            for (m, values) in &feature_monitors {
+                if values.is_valid(r) {
+                    if let Some(d) = self.monitors[*m].update(values.value(r), index, ts) {
+                        self.detections.push(d);
+                    }
+                }
+            }
             match self.join.insert_event(xxh3_64(key.as_bytes()), ts, index, &self.row, &self.scores) {
                 EventOutcome::JoinedEarly(y) => {
                     for (s, slot) in self.slots.iter_mut().enumerate() {
                         slot.evaluator.record(self.scores[s], y);
                         slot.learner.learn(&self.row, y);
+                        for &m in &self.error_monitors[s] {
+                            let monitor = &mut self.monitors[m];
+                            let DriftInput::SlotError { error, .. } = monitor.input else { continue };
+                            if let Some(d) = monitor.update(error.of(self.scores[s], y), index, ts) {
+                                self.detections.push(d);
+                            }
+                        }
                     }
                 }
                 EventOutcome::Buffered | EventOutcome::Rejected => {}
@@ -506,6 +683,15 @@ impl<'s> Engine<'s> {
                 for (s, slot) in self.slots.iter_mut().enumerate() {
                     slot.evaluator.record(j.predictions[s], y);
                     slot.learner.learn(j.row, y);
+                    for &m in &self.error_monitors[s] {
+                        let monitor = &mut self.monitors[m];
+                        let DriftInput::SlotError { error, .. } = monitor.input else { continue };
+                        if let Some(d) =
+                            monitor.update(error.of(j.predictions[s], y), j.event_index, j.event_ts)
+                        {
+                            self.detections.push(d);
+                        }
+                    }
                 }
             }
         }
@@ -530,6 +716,7 @@ impl<'s> Engine<'s> {
             pending_at_end: self.join.pending() as u64,
             waiting_labels_at_end: self.join.waiting_labels() as u64,
             metrics: self.slots.iter().map(|s| (s.name.clone(), s.evaluator.report())).collect(),
+            drift: self.detections.clone(),
             features: self
                 .encoder
                 .iter()
@@ -539,6 +726,26 @@ impl<'s> Engine<'s> {
             ..RunSummary::default()
         }
     }
+}
+
+fn drift_batch(records: &[DriftRecord]) -> RecordBatch {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("detector", DataType::Utf8, false),
+        Field::new("input", DataType::Utf8, false),
+        Field::new("event_index", DataType::UInt64, false),
+        Field::new("event_time", DataType::Int64, false),
+        Field::new("estimate_before", DataType::Float64, false),
+        Field::new("estimate_after", DataType::Float64, false),
+    ]));
+    let cols: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from_iter_values(records.iter().map(|r| r.detector.as_str()))),
+        Arc::new(StringArray::from_iter_values(records.iter().map(|r| r.input.as_str()))),
+        Arc::new(arrow_array::UInt64Array::from_iter_values(records.iter().map(|r| r.event_index))),
+        Arc::new(arrow_array::Int64Array::from_iter_values(records.iter().map(|r| r.event_time))),
+        Arc::new(arrow_array::Float64Array::from_iter_values(records.iter().map(|r| r.estimate_before))),
+        Arc::new(arrow_array::Float64Array::from_iter_values(records.iter().map(|r| r.estimate_after))),
+    ];
+    RecordBatch::try_new(schema, cols).expect("drift columns match their schema")
 }
 
 fn column<'b>(batch: &'b RecordBatch, name: &str) -> Result<&'b ArrayRef, EngineError> {

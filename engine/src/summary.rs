@@ -17,6 +17,10 @@ pub struct DriftRecord {
     pub event_index: u64,
     /// Event time (epoch ms) of that event.
     pub event_time: i64,
+    /// The detector's estimate just before the detection.
+    pub estimate_before: f64,
+    /// Its estimate just after (the mean of the shrunk window).
+    pub estimate_after: f64,
 }
 
 /// A feature the model uses, as resolved at start-up.

@@ -3,6 +3,7 @@
 //! - [`learner`]: online learners (logistic and linear regression with SGD, AdaGrad, FTRL).
 //! - [`encoder`]: the learning-side feature encoder with online standardisation.
 //! - [`drift`]: drift detectors (ADWIN, DDM, EDDM, HDDM_A, Page-Hinkley, KSWIN).
+//! - [`stats`]: windowed feature statistics and PSI/KS drift against a reference.
 //!
 //! Nothing here knows about threads, channels or I/O; the engine owns those.
 #![warn(missing_docs)]
@@ -10,3 +11,4 @@
 pub mod drift;
 pub mod encoder;
 pub mod learner;
+pub mod stats;

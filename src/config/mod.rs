@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use eddy_connectors::sinks::SinkConfig;
 use eddy_connectors::sources::SourceConfig;
+use eddy_engine::drift::DriftMonitorConfig;
 use eddy_engine::evaluator::EvaluationConfig;
 use eddy_engine::label_join::JoinConfig;
 use eddy_engine::pipeline::PipelineSpec;
@@ -23,6 +24,8 @@ use eddy_operators::learner::{LearnerConfig, OptimizerConfig};
 use eddy_scorer::encoding::FeatureKind;
 use eddy_scorer::model::ModelKind;
 use serde::{Deserialize, Serialize};
+
+use crate::exporter::MetricsConfig;
 
 /// The whole config file.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -52,6 +55,12 @@ pub struct PipelineConfig {
     /// Prequential evaluation.
     #[serde(default)]
     pub evaluation: EvaluationConfig,
+    /// Drift monitors by name.
+    #[serde(default)]
+    pub drift: BTreeMap<String, DriftMonitorConfig>,
+    /// The Prometheus endpoint.
+    #[serde(default)]
+    pub metrics: MetricsConfig,
 }
 
 fn default_batch_size() -> usize {
@@ -198,12 +207,24 @@ pub struct ShadowSection {
 }
 
 impl PipelineConfig {
-    /// The engine's view of this config.
-    pub fn to_spec(&self) -> PipelineSpec {
-        let task = match self.model.kind {
+    /// Names of the model slots: the champion, then the shadows.
+    pub fn slot_names(&self) -> Vec<String> {
+        std::iter::once("champion".to_string())
+            .chain(self.model.shadows.iter().map(|s| s.name.clone()))
+            .collect()
+    }
+
+    /// The model kind.
+    pub fn task(&self) -> ModelKind {
+        match self.model.kind {
             ModelKindName::Logistic => ModelKind::Logistic,
             ModelKindName::Linear => ModelKind::Linear,
-        };
+        }
+    }
+
+    /// The engine's view of this config.
+    pub fn to_spec(&self) -> PipelineSpec {
+        let task = self.task();
         let declared: Vec<(String, FeatureKind)> =
             self.events.fields.iter().map(|(n, t)| (n.clone(), FeatureKind::from(*t))).collect();
         let features = self.model.features.clone();
@@ -244,6 +265,7 @@ impl PipelineConfig {
             evaluation: self.evaluation.clone(),
             batch_size: self.pipeline.batch_size,
             idle_timeout: Duration::from(self.pipeline.idle_timeout.0),
+            drift: self.drift.iter().map(|(n, c)| (n.clone(), c.clone())).collect(),
         }
     }
 }

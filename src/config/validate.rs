@@ -116,5 +116,20 @@ pub(super) fn check(c: &PipelineConfig, at: &Located) -> Vec<ConfigError> {
             err(format!("model.shadows[{i}].optimizer.{key}"), message);
         }
     }
+    let slots = c.slot_names();
+    for (name, monitor) in &c.drift {
+        if let Err(e) = monitor.resolve(&slots, c.task()) {
+            err(format!("drift.{name}.input"), e);
+        }
+        if let Err(e) = monitor.detector.validate() {
+            err(format!("drift.{name}.detector"), e.to_string());
+        }
+    }
+    if c.metrics.enabled && !c.metrics.listen.ip().is_loopback() && !c.metrics.allow_public {
+        err(
+            "metrics.listen".into(),
+            format!("{} is not a loopback address; set metrics.allow_public = true to expose metrics beyond this host", c.metrics.listen),
+        );
+    }
     errors
 }

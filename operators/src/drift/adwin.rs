@@ -552,6 +552,10 @@ impl DriftDetector for AdwinDetector {
     fn box_clone(&self) -> Box<dyn DriftDetector> {
         Box::new(self.clone())
     }
+
+    fn window_width(&self) -> Option<u64> {
+        Some(self.width())
+    }
 }
 
 /// River's `_evaluate_cut`, verbatim arithmetic.

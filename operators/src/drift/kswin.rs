@@ -297,6 +297,10 @@ impl DriftDetector for KswinDetector {
     fn box_clone(&self) -> Box<dyn DriftDetector> {
         Box::new(self.clone())
     }
+
+    fn window_width(&self) -> Option<u64> {
+        Some(self.window_len() as u64)
+    }
 }
 
 fn clock_seed() -> u64 {

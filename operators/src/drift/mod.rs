@@ -87,6 +87,11 @@ pub trait DriftDetector: Send + std::fmt::Debug {
     fn snapshot(&self) -> DetectorSnapshot;
     /// Clone into a new box (so `Box<dyn DriftDetector>` is `Clone`).
     fn box_clone(&self) -> Box<dyn DriftDetector>;
+    /// Number of values the detector's window currently holds, for detectors that keep one
+    /// (ADWIN, KSWIN); exported as a gauge so an SRE sees the window shrink at a drift.
+    fn window_width(&self) -> Option<u64> {
+        None
+    }
 }
 
 impl Clone for Box<dyn DriftDetector> {

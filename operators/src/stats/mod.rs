@@ -7,7 +7,7 @@
 //!   optional group-by key, on event time with a watermark and allowed lateness.
 //! - [`sketch`]: the thin wrapper around the `sketches-ddsketch` crate, so the rest of the module
 //!   never depends on the crate's API directly.
-//! - [`reference`]: [`ReferenceDrift`], Population Stability Index and the two-sample
+//! - [`reference`](mod@reference): [`ReferenceDrift`], Population Stability Index and the two-sample
 //!   Kolmogorov–Smirnov statistic between a reference sample and the latest values.
 //!
 //! Everything here is plain state driven one value at a time; the engine owns threads, batches

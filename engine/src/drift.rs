@@ -1,0 +1,161 @@
+//! `DriftMonitor`: a drift detector attached to one input of the pipeline — a slot's error
+//! stream or a feature's raw values — turning its detections into drift events.
+
+use eddy_operators::drift::{DriftDetector, DriftDetectorConfig, DriftState};
+use eddy_scorer::model::ModelKind;
+use serde::{Deserialize, Serialize};
+
+use crate::metrics::{DetectorMetrics, MetricsFactory};
+use crate::summary::DriftRecord;
+
+/// `[drift.NAME]`: what a detector watches and how.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DriftMonitorConfig {
+    /// `SLOT.error` (0/1 misclassification, or absolute error for regression),
+    /// `SLOT.absolute_error`, `SLOT.squared_error`, or `feature.NAME` (a numeric feature).
+    pub input: String,
+    /// The detector and its parameters, e.g. `{ kind = "adwin", delta = 0.002 }`.
+    pub detector: DriftDetectorConfig,
+}
+
+/// What a monitor reads.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DriftInput {
+    /// Error of slot `slot` on each joined label.
+    SlotError {
+        /// Index of the slot.
+        slot: usize,
+        /// Which error.
+        error: ErrorKind,
+    },
+    /// Raw values of a numeric feature, one per event.
+    Feature(String),
+}
+
+/// Error measures a monitor can watch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// 1 when the 0.5-thresholded prediction is wrong, else 0.
+    Misclassification,
+    /// |prediction − label|.
+    Absolute,
+    /// (prediction − label)².
+    Squared,
+}
+
+impl ErrorKind {
+    /// The error of prediction `p` for label `y`.
+    #[inline]
+    pub fn of(self, p: f32, y: f32) -> f64 {
+        match self {
+            ErrorKind::Misclassification => ((p >= 0.5) != (y >= 0.5)) as u8 as f64,
+            ErrorKind::Absolute => (p - y).abs() as f64,
+            ErrorKind::Squared => ((p - y) as f64).powi(2),
+        }
+    }
+}
+
+impl DriftMonitorConfig {
+    /// Resolves the input against the pipeline's slots.
+    ///
+    /// # Errors
+    /// With a message listing the valid inputs.
+    pub fn resolve(&self, slots: &[String], task: ModelKind) -> Result<DriftInput, String> {
+        if let Some(feature) = self.input.strip_prefix("feature.") {
+            if feature.is_empty() {
+                return Err("`feature.` needs a feature name, e.g. `feature.x0`".into());
+            }
+            return Ok(DriftInput::Feature(feature.to_string()));
+        }
+        if let Some((slot, what)) = self.input.rsplit_once('.') {
+            if let Some(i) = slots.iter().position(|s| s == slot) {
+                let error = match what {
+                    "error" if task == ModelKind::Logistic => ErrorKind::Misclassification,
+                    "error" | "absolute_error" => ErrorKind::Absolute,
+                    "squared_error" => ErrorKind::Squared,
+                    other => {
+                        return Err(format!(
+                            "unknown input `{other}` of slot `{slot}`; allowed: error, absolute_error, squared_error"
+                        ))
+                    }
+                };
+                return Ok(DriftInput::SlotError { slot: i, error });
+            }
+        }
+        Err(format!(
+            "unknown drift input `{}`; allowed: {}, or feature.NAME",
+            self.input,
+            slots.iter().map(|s| format!("{s}.error")).collect::<Vec<_>>().join(", ")
+        ))
+    }
+}
+
+/// A live monitor.
+pub struct DriftMonitor {
+    /// Monitor name from the config.
+    pub name: String,
+    /// The input as written in the config.
+    pub input_name: String,
+    /// What it reads.
+    pub input: DriftInput,
+    /// The detector.
+    pub detector: Box<dyn DriftDetector>,
+    metrics: DetectorMetrics,
+    last_state: DriftState,
+}
+
+impl DriftMonitor {
+    /// Builds a monitor.
+    ///
+    /// # Errors
+    /// When the detector parameters are invalid.
+    pub fn new(
+        name: &str,
+        config: &DriftMonitorConfig,
+        input: DriftInput,
+        metrics: &MetricsFactory,
+    ) -> Result<Self, String> {
+        let detector = config.detector.try_build().map_err(|e| e.to_string())?;
+        Ok(DriftMonitor {
+            name: name.to_string(),
+            input_name: config.input.clone(),
+            input,
+            detector,
+            metrics: DetectorMetrics::new(metrics, name, &config.input),
+            last_state: DriftState::None,
+        })
+    }
+
+    /// Feeds one value; returns a drift record when the detector fires.
+    #[inline]
+    pub fn update(&mut self, x: f64, event_index: u64, event_time: i64) -> Option<DriftRecord> {
+        let before = self.detector.estimate();
+        let state = self.detector.update(x);
+        self.last_state = state;
+        state.is_drift().then(|| {
+            self.metrics.detections.increment(1);
+            DriftRecord {
+                detector: self.name.clone(),
+                input: self.input_name.clone(),
+                event_index,
+                event_time,
+                estimate_before: before,
+                estimate_after: self.detector.estimate(),
+            }
+        })
+    }
+
+    /// Publishes the detector's gauges (once per batch).
+    pub fn publish(&self) {
+        self.metrics.estimate.set(self.detector.estimate());
+        if let Some(w) = self.detector.window_width() {
+            self.metrics.width.set(w as f64);
+        }
+        self.metrics.state.set(match self.last_state {
+            DriftState::None => 0.0,
+            DriftState::Warning => 1.0,
+            DriftState::Drift => 2.0,
+        });
+    }
+}
