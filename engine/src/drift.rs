@@ -13,7 +13,8 @@ use crate::summary::DriftRecord;
 #[serde(deny_unknown_fields)]
 pub struct DriftMonitorConfig {
     /// `SLOT.error` (0/1 misclassification, or absolute error for regression),
-    /// `SLOT.absolute_error`, `SLOT.squared_error`, or `feature.NAME` (a numeric feature).
+    /// `SLOT.absolute_error`, `SLOT.squared_error`, `feature.NAME` (a numeric feature), or
+    /// `window.WINDOW.FEATURE.STAT` (a statistic of a `[windows.WINDOW]` section).
     pub input: String,
     /// The detector and its parameters, e.g. `{ kind = "adwin", delta = 0.002 }`.
     pub detector: DriftDetectorConfig,
@@ -31,6 +32,15 @@ pub enum DriftInput {
     },
     /// Raw values of a numeric feature, one per event.
     Feature(String),
+    /// A statistic of a feature's closed windows, one per window.
+    Window {
+        /// Name of the `[windows.NAME]` section.
+        window: String,
+        /// The feature.
+        feature: String,
+        /// `mean`, `std`, `min`, `max` or `count`.
+        stat: String,
+    },
 }
 
 /// Error measures a monitor can watch.
@@ -61,7 +71,42 @@ impl DriftMonitorConfig {
     ///
     /// # Errors
     /// With a message listing the valid inputs.
-    pub fn resolve(&self, slots: &[String], task: ModelKind) -> Result<DriftInput, String> {
+    pub fn resolve(
+        &self,
+        slots: &[String],
+        windows: &[String],
+        task: ModelKind,
+    ) -> Result<DriftInput, String> {
+        if let Some(rest) = self.input.strip_prefix("window.") {
+            let parts: Vec<&str> = rest.splitn(2, '.').collect();
+            let (window, rest) = match parts.as_slice() {
+                [w, r] => (*w, *r),
+                _ => {
+                    return Err(
+                        "a window input is `window.WINDOW.FEATURE.STAT`, e.g. `window.minute.x0.mean`".into(),
+                    )
+                }
+            };
+            if !windows.iter().any(|w| w == window) {
+                return Err(format!("no [windows.{window}] section; windows: {}", windows.join(", ")));
+            }
+            let Some((feature, stat)) = rest.rsplit_once('.') else {
+                return Err(
+                    "a window input is `window.WINDOW.FEATURE.STAT`, e.g. `window.minute.x0.mean`".into()
+                );
+            };
+            if !crate::feature_stats::WINDOW_STATS.contains(&stat) {
+                return Err(format!(
+                    "unknown window statistic `{stat}`; allowed: {}",
+                    crate::feature_stats::WINDOW_STATS.join(", ")
+                ));
+            }
+            return Ok(DriftInput::Window {
+                window: window.into(),
+                feature: feature.into(),
+                stat: stat.into(),
+            });
+        }
         if let Some(feature) = self.input.strip_prefix("feature.") {
             if feature.is_empty() {
                 return Err("`feature.` needs a feature name, e.g. `feature.x0`".into());
@@ -84,7 +129,7 @@ impl DriftMonitorConfig {
             }
         }
         Err(format!(
-            "unknown drift input `{}`; allowed: {}, or feature.NAME",
+            "unknown drift input `{}`; allowed: {}, feature.NAME or window.WINDOW.FEATURE.STAT",
             self.input,
             slots.iter().map(|s| format!("{s}.error")).collect::<Vec<_>>().join(", ")
         ))

@@ -46,6 +46,29 @@ pub const METRICS: &[(&str, &str, &str)] = &[
     ("eddy_drift_estimate", "count", "A drift detector's current estimate (mean of its window)."),
     ("eddy_drift_window_width", "count", "Values in a drift detector's window (ADWIN, KSWIN)."),
     ("eddy_drift_state", "count", "A drift detector's last state: 0 none, 1 warning, 2 drift."),
+    ("eddy_feature_window_count", "count", "Values in the last closed window of a feature."),
+    ("eddy_feature_window_mean", "count", "Mean of a feature over its last closed window."),
+    ("eddy_feature_window_std", "count", "Standard deviation of a feature over its last closed window."),
+    ("eddy_feature_window_min", "count", "Minimum of a feature over its last closed window."),
+    ("eddy_feature_window_max", "count", "Maximum of a feature over its last closed window."),
+    (
+        "eddy_feature_window_quantile",
+        "count",
+        "Quantile of a feature over its last closed window (DDSketch).",
+    ),
+    (
+        "eddy_window_late_records_total",
+        "count",
+        "Records that came after every window they belong to had closed.",
+    ),
+    ("eddy_window_state_bytes", "bytes", "Memory held by a feature's window state."),
+    ("eddy_window_keys", "count", "Group-by keys with open windows."),
+    ("eddy_feature_psi", "count", "Population Stability Index of a feature against its reference."),
+    (
+        "eddy_feature_ks",
+        "count",
+        "Two-sample Kolmogorov-Smirnov statistic of a feature against its reference.",
+    ),
 ];
 
 fn unit(u: &str) -> Option<Unit> {

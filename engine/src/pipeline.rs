@@ -31,6 +31,9 @@ use crate::drift::{DriftInput, DriftMonitor, DriftMonitorConfig};
 use crate::encode::BatchEncoder;
 use crate::error::EngineError;
 use crate::evaluator::EvaluationConfig;
+use crate::feature_stats::{
+    window_stat, ClosedWindow, FeatureMonitors, FeatureWindowConfig, ReferenceDriftSection,
+};
 use crate::label_join::JoinCounters;
 use crate::label_join::{EventOutcome, JoinConfig, LabelJoin, LabelOutcome};
 use crate::merge::{MergeInput, Next, SourceMessage, StreamMerger};
@@ -80,6 +83,10 @@ pub struct PipelineSpec {
     pub idle_timeout: Duration,
     /// Drift monitors by name.
     pub drift: Vec<(String, DriftMonitorConfig)>,
+    /// Windowed feature statistics by name.
+    pub windows: Vec<(String, FeatureWindowConfig)>,
+    /// Feature drift against a reference.
+    pub reference_drift: Option<ReferenceDriftSection>,
 }
 
 /// Shared run controls: a stop flag (set by signal handlers) and live counters for progress
@@ -369,6 +376,8 @@ struct Engine<'s> {
     detections: Vec<DriftRecord>,
     drift_outputs: Vec<Sender<RecordBatch>>,
     drift_published: usize,
+    factory: MetricsFactory,
+    features: Option<FeatureMonitors>,
 }
 
 impl<'s> Engine<'s> {
@@ -380,11 +389,12 @@ impl<'s> Engine<'s> {
         factory: &MetricsFactory,
     ) -> Result<Self, EngineError> {
         let slot_names: Vec<String> = spec.slots.iter().map(|s| s.name.clone()).collect();
+        let window_names: Vec<String> = spec.windows.iter().map(|w| w.0.clone()).collect();
         let mut monitors = Vec::new();
         let mut error_monitors = vec![Vec::new(); spec.slots.len()];
         for (name, config) in &spec.drift {
             let input = config
-                .resolve(&slot_names, spec.task)
+                .resolve(&slot_names, &window_names, spec.task)
                 .map_err(|e| EngineError::Input(format!("drift.{name}: {e}")))?;
             if let DriftInput::SlotError { slot, .. } = input {
                 error_monitors[slot].push(monitors.len());
@@ -429,6 +439,8 @@ impl<'s> Engine<'s> {
             detections: Vec::new(),
             drift_outputs,
             drift_published: 0,
+            factory: factory.clone(),
+            features: None,
         })
     }
 
@@ -467,13 +479,39 @@ impl<'s> Engine<'s> {
                         merger.stop_waiting();
                     }
                 }
-                Next::Done => return self.publish(),
+                Next::Done => {
+                    if let Some(f) = &mut self.features {
+                        let closed = f.flush();
+                        self.feed_windows(closed);
+                    }
+                    return self.publish();
+                }
+            }
+        }
+    }
+
+    /// Feeds closed windows to the monitors that watch them.
+    fn feed_windows(&mut self, closed: Vec<ClosedWindow>) {
+        for (window, feature, result) in closed {
+            for m in &mut self.monitors {
+                if let DriftInput::Window { window: w, feature: f, stat } = &m.input {
+                    if *w == window && *f == feature {
+                        if let Some(x) = window_stat(&result, stat) {
+                            if let Some(d) = m.update(x, self.events, result.end) {
+                                self.detections.push(d);
+                            }
+                        }
+                    }
+                }
             }
         }
     }
 
     /// Per-batch metrics and drift events.
     fn publish(&mut self) -> Result<(), EngineError> {
+        if let Some(f) = &mut self.features {
+            f.publish();
+        }
         let c = self.join.counters();
         let p = self.published;
         let m = &self.metrics;
@@ -573,6 +611,16 @@ impl<'s> Engine<'s> {
             features = ?features.iter().map(|f| format!("{}:{}", f.name, f.kind.as_str())).collect::<Vec<_>>(),
             "model features resolved"
         );
+        let numeric: Vec<String> =
+            features.iter().filter(|f| f.kind == FeatureKind::Numeric).map(|f| f.name.clone()).collect();
+        let monitors = FeatureMonitors::new(
+            &self.spec.windows,
+            self.spec.reference_drift.as_ref(),
+            &numeric,
+            &self.factory,
+        )
+        .map_err(EngineError::Input)?;
+        self.features = (!monitors.is_empty()).then_some(monitors);
         let encoder = FeatureEncoder::new(features, &self.spec.encoding, self.spec.seed);
         self.slots = self
             .spec
@@ -615,7 +663,7 @@ impl<'s> Engine<'s> {
                     .column_by_name(name)
                     .and_then(|c| c.as_primitive_opt::<Float64Type>())
                     .map(|a| (i, a)),
-                DriftInput::SlotError { .. } => None,
+                DriftInput::SlotError { .. } | DriftInput::Window { .. } => None,
             })
             .collect();
         for r in start..end {
@@ -658,6 +706,14 @@ impl<'s> Engine<'s> {
             }
         }
         self.encoder = Some(encoder);
+        if let Some(f) = &mut self.features {
+            f.update(batch, times, start, end, self.events - (end - start) as u64, &mut self.detections);
+            let watermark = self.max_ts.saturating_sub(self.spec.join.allowed_lateness.as_millis_i64());
+            let closed = f.advance(watermark);
+            if !closed.is_empty() {
+                self.feed_windows(closed);
+            }
+        }
         self.control.events.store(self.events, Ordering::Relaxed);
         if let Some(out) = out {
             let batch = out.finish(self.prediction_schema.clone());

@@ -14,6 +14,7 @@ use eddy_connectors::sinks::SinkConfig;
 use eddy_connectors::sources::SourceConfig;
 use eddy_engine::drift::DriftMonitorConfig;
 use eddy_engine::evaluator::EvaluationConfig;
+use eddy_engine::feature_stats::{FeatureWindowConfig, ReferenceDriftSection};
 use eddy_engine::label_join::JoinConfig;
 use eddy_engine::pipeline::PipelineSpec;
 use eddy_engine::slot::{SlotRole, SlotSpec};
@@ -58,6 +59,12 @@ pub struct PipelineConfig {
     /// Drift monitors by name.
     #[serde(default)]
     pub drift: BTreeMap<String, DriftMonitorConfig>,
+    /// Windowed statistics of the features, by name.
+    #[serde(default)]
+    pub windows: BTreeMap<String, FeatureWindowConfig>,
+    /// PSI/KS drift of the features against a reference.
+    #[serde(default)]
+    pub reference_drift: Option<ReferenceDriftSection>,
     /// The Prometheus endpoint.
     #[serde(default)]
     pub metrics: MetricsConfig,
@@ -266,6 +273,8 @@ impl PipelineConfig {
             batch_size: self.pipeline.batch_size,
             idle_timeout: Duration::from(self.pipeline.idle_timeout.0),
             drift: self.drift.iter().map(|(n, c)| (n.clone(), c.clone())).collect(),
+            windows: self.windows.iter().map(|(n, c)| (n.clone(), c.clone())).collect(),
+            reference_drift: self.reference_drift.clone(),
         }
     }
 }

@@ -117,8 +117,23 @@ pub(super) fn check(c: &PipelineConfig, at: &Located) -> Vec<ConfigError> {
         }
     }
     let slots = c.slot_names();
+    let windows: Vec<String> = c.windows.keys().cloned().collect();
+    for (name, w) in &c.windows {
+        if let Err(errors) = w.stats.validate() {
+            for e in errors {
+                err(format!("windows.{name}.stats"), e.to_string());
+            }
+        }
+    }
+    if let Some(r) = &c.reference_drift {
+        if let Err(errors) = r.settings.validate() {
+            for e in errors {
+                err("reference_drift.settings".into(), e.to_string());
+            }
+        }
+    }
     for (name, monitor) in &c.drift {
-        if let Err(e) = monitor.resolve(&slots, c.task()) {
+        if let Err(e) = monitor.resolve(&slots, &windows, c.task()) {
             err(format!("drift.{name}.input"), e);
         }
         if let Err(e) = monitor.detector.validate() {

@@ -1,0 +1,376 @@
+//! `FeatureMonitors`: windowed statistics of the features and their drift against a reference,
+//! fed from every event and published as metrics, drift events and detector inputs.
+//!
+//! Windows run on event time with the pipeline's watermark, so a replay and a live run close
+//! the same windows with the same values. Closed windows feed gauges (per feature and window,
+//! per key only when `key_metrics` asks for it, to bound cardinality) and any drift monitor
+//! whose input is `window.NAME.FEATURE.STAT`.
+
+use std::collections::HashMap;
+
+use arrow_array::cast::AsArray;
+use arrow_array::types::Float64Type;
+use arrow_array::{Array, Float64Array, RecordBatch, StringArray};
+use eddy_operators::stats::{
+    ReferenceDrift, ReferenceDriftConfig, WindowResult, WindowedStats, WindowedStatsConfig,
+};
+use metrics::Gauge;
+use serde::{Deserialize, Serialize};
+use xxhash_rust::xxh3::xxh3_64;
+
+use crate::metrics::MetricsFactory;
+use crate::summary::DriftRecord;
+
+/// `[windows.NAME]`: windowed statistics of some numeric features.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FeatureWindowConfig {
+    /// Features to watch; absent means every numeric feature.
+    #[serde(default)]
+    pub features: Option<Vec<String>>,
+    /// Event field to group by (one set of windows per value); absent means one global set.
+    #[serde(default)]
+    pub group_by: Option<String>,
+    /// Export per-key gauges too (one series per key: keep the key space small).
+    #[serde(default)]
+    pub key_metrics: bool,
+    /// Window shape, lateness, quantiles and memory caps.
+    pub stats: WindowedStatsConfig,
+}
+
+/// `[reference_drift]`: PSI and KS of each feature between a reference and the recent values.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReferenceDriftSection {
+    /// Features to watch; absent means every numeric feature.
+    #[serde(default)]
+    pub features: Option<Vec<String>>,
+    /// Reference and window sizes, bins and thresholds. The reference is the first
+    /// `reference_size` values of each feature.
+    #[serde(default)]
+    pub settings: ReferenceDriftConfig,
+}
+
+/// Names of the statistics a drift monitor can watch.
+pub const WINDOW_STATS: [&str; 5] = ["mean", "std", "min", "max", "count"];
+
+fn stat(r: &WindowResult, name: &str) -> Option<f64> {
+    let s = &r.stats;
+    match name {
+        "mean" => Some(s.mean),
+        "std" => Some(s.std),
+        "min" => Some(s.min),
+        "max" => Some(s.max),
+        "count" => Some(s.count as f64),
+        _ => None,
+    }
+}
+
+struct WindowGauges {
+    count: Gauge,
+    mean: Gauge,
+    std: Gauge,
+    min: Gauge,
+    max: Gauge,
+    quantiles: Vec<Gauge>,
+}
+
+impl WindowGauges {
+    fn new(f: &MetricsFactory, window: &str, feature: &str, key: Option<&str>, quantiles: &[f64]) -> Self {
+        let mut labels: Vec<(&'static str, &str)> = vec![("window", window), ("feature", feature)];
+        if let Some(k) = key {
+            labels.push(("key", k));
+        }
+        let q: Vec<String> = quantiles.iter().map(|q| q.to_string()).collect();
+        WindowGauges {
+            count: f.gauge("eddy_feature_window_count", &labels),
+            mean: f.gauge("eddy_feature_window_mean", &labels),
+            std: f.gauge("eddy_feature_window_std", &labels),
+            min: f.gauge("eddy_feature_window_min", &labels),
+            max: f.gauge("eddy_feature_window_max", &labels),
+            quantiles: q
+                .iter()
+                .map(|q| {
+                    let mut l = labels.clone();
+                    l.push(("quantile", q));
+                    f.gauge("eddy_feature_window_quantile", &l)
+                })
+                .collect(),
+        }
+    }
+
+    fn set(&self, r: &WindowResult) {
+        let s = &r.stats;
+        self.count.set(s.count as f64);
+        self.mean.set(s.mean);
+        self.std.set(s.std);
+        self.min.set(s.min);
+        self.max.set(s.max);
+        for (g, (_, v)) in self.quantiles.iter().zip(&s.quantiles) {
+            g.set(*v);
+        }
+    }
+}
+
+struct FeatureWindow {
+    window: String,
+    feature: String,
+    group_by: Option<String>,
+    stats: WindowedStats,
+    gauges: WindowGauges,
+    key_gauges: Option<HashMap<u64, WindowGauges>>,
+    key_names: HashMap<u64, String>,
+    quantiles: Vec<f64>,
+    late_published: u64,
+    late: metrics::Counter,
+    bytes: Gauge,
+    keys: Gauge,
+}
+
+struct FeatureReference {
+    feature: String,
+    drift: ReferenceDrift,
+    psi: Gauge,
+    ks: Gauge,
+}
+
+/// A closed window handed to drift monitors: `(window name, feature, result)`.
+pub type ClosedWindow = (String, String, WindowResult);
+
+/// See the module docs.
+pub struct FeatureMonitors {
+    windows: Vec<FeatureWindow>,
+    references: Vec<FeatureReference>,
+    factory: MetricsFactory,
+}
+
+impl FeatureMonitors {
+    /// Builds the monitors for the model's numeric features.
+    ///
+    /// # Errors
+    /// When a window or reference configuration is invalid, or names an unknown feature.
+    pub fn new(
+        windows: &[(String, FeatureWindowConfig)],
+        reference: Option<&ReferenceDriftSection>,
+        numeric: &[String],
+        factory: &MetricsFactory,
+    ) -> Result<Self, String> {
+        let pick = |listed: &Option<Vec<String>>, what: &str| -> Result<Vec<String>, String> {
+            match listed {
+                None => Ok(numeric.to_vec()),
+                Some(l) => {
+                    for f in l {
+                        if !numeric.contains(f) {
+                            return Err(format!(
+                                "{what}: `{f}` is not a numeric feature of the model (numeric features: {})",
+                                numeric.join(", ")
+                            ));
+                        }
+                    }
+                    Ok(l.clone())
+                }
+            }
+        };
+        let mut out = Vec::new();
+        for (name, config) in windows {
+            for feature in pick(&config.features, &format!("windows.{name}.features"))? {
+                let stats = WindowedStats::new(config.stats.clone()).map_err(|errors| {
+                    format!(
+                        "windows.{name}.stats: {}",
+                        errors.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; ")
+                    )
+                })?;
+                let labels: [(&'static str, &str); 2] = [("window", name), ("feature", &feature)];
+                out.push(FeatureWindow {
+                    window: name.clone(),
+                    gauges: WindowGauges::new(factory, name, &feature, None, &config.stats.quantiles),
+                    key_gauges: config.key_metrics.then(HashMap::new),
+                    key_names: HashMap::new(),
+                    quantiles: config.stats.quantiles.clone(),
+                    late_published: 0,
+                    late: factory.counter("eddy_window_late_records_total", &labels),
+                    bytes: factory.gauge("eddy_window_state_bytes", &labels),
+                    keys: factory.gauge("eddy_window_keys", &labels),
+                    feature,
+                    group_by: config.group_by.clone(),
+                    stats,
+                });
+            }
+        }
+        let mut references = Vec::new();
+        if let Some(r) = reference {
+            for feature in pick(&r.features, "reference_drift.features")? {
+                let drift = ReferenceDrift::new(r.settings.clone()).map_err(|errors| {
+                    format!(
+                        "reference_drift.settings: {}",
+                        errors.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; ")
+                    )
+                })?;
+                let l: [(&'static str, &str); 1] = [("feature", &feature)];
+                references.push(FeatureReference {
+                    psi: factory.gauge("eddy_feature_psi", &l),
+                    ks: factory.gauge("eddy_feature_ks", &l),
+                    feature,
+                    drift,
+                });
+            }
+        }
+        Ok(FeatureMonitors { windows: out, references, factory: factory.clone() })
+    }
+
+    /// Whether anything is watched (so the engine can skip the per-row work).
+    pub fn is_empty(&self) -> bool {
+        self.windows.is_empty() && self.references.is_empty()
+    }
+
+    /// Feeds rows `start..end` of an event batch; reference drift events are appended to
+    /// `detections` with `event_index0` the index of row `start`.
+    pub fn update(
+        &mut self,
+        batch: &RecordBatch,
+        times: &[i64],
+        start: usize,
+        end: usize,
+        event_index0: u64,
+        detections: &mut Vec<DriftRecord>,
+    ) {
+        let column = |name: &str| -> Option<&Float64Array> {
+            batch.column_by_name(name).and_then(|c| c.as_primitive_opt::<Float64Type>())
+        };
+        for w in &mut self.windows {
+            let Some(values) = column(&w.feature) else { continue };
+            let keys: Option<KeyColumn<'_>> = w.group_by.as_deref().and_then(|g| KeyColumn::new(batch, g));
+            for r in start..end {
+                if values.is_null(r) {
+                    continue;
+                }
+                let key = match &keys {
+                    None if w.group_by.is_some() => continue,
+                    None => None,
+                    Some(k) => {
+                        let Some((h, text)) = k.key(r) else { continue };
+                        if w.key_gauges.is_some() {
+                            w.key_names.entry(h).or_insert_with(|| text.to_string());
+                        }
+                        Some(h)
+                    }
+                };
+                w.stats.update(key, times[r], values.value(r));
+            }
+        }
+        for f in &mut self.references {
+            let Some(values) = column(&f.feature) else { continue };
+            for r in start..end {
+                if values.is_null(r) {
+                    continue;
+                }
+                if let Some(e) = f.drift.update(values.value(r)) {
+                    let detector = if e.psi_drift { "reference_drift.psi" } else { "reference_drift.ks" };
+                    detections.push(DriftRecord {
+                        detector: detector.to_string(),
+                        input: format!("feature.{}", f.feature),
+                        event_index: event_index0 + (r - start) as u64,
+                        event_time: times[r],
+                        estimate_before: e.reference_mean,
+                        estimate_after: e.current_mean,
+                    });
+                }
+            }
+        }
+    }
+
+    /// Advances the watermark and returns the windows that closed (their gauges are set).
+    /// Cheap when nothing closes, so the engine calls it after every run of events.
+    pub fn advance(&mut self, watermark: i64) -> Vec<ClosedWindow> {
+        let mut closed = Vec::new();
+        for w in &mut self.windows {
+            w.stats.advance_watermark(watermark);
+            for r in w.stats.drain_closed() {
+                match (r.key, &mut w.key_gauges) {
+                    (None, _) => {
+                        w.gauges.set(&r);
+                        closed.push((w.window.clone(), w.feature.clone(), r));
+                    }
+                    (Some(k), Some(gauges)) => {
+                        let name = w.key_names.get(&k).cloned().unwrap_or_else(|| format!("{k:016x}"));
+                        gauges
+                            .entry(k)
+                            .or_insert_with(|| {
+                                WindowGauges::new(
+                                    &self.factory,
+                                    &w.window,
+                                    &w.feature,
+                                    Some(&name),
+                                    &w.quantiles,
+                                )
+                            })
+                            .set(&r);
+                    }
+                    (Some(_), None) => {}
+                }
+            }
+        }
+        closed
+    }
+
+    /// Publishes the state gauges (once per batch).
+    pub fn publish(&mut self) {
+        for w in &mut self.windows {
+            let late = w.stats.late_records();
+            w.late.increment(late - w.late_published);
+            w.late_published = late;
+            w.bytes.set(w.stats.size_bytes() as f64);
+            w.keys.set(w.stats.keys().len() as f64);
+        }
+        for f in &self.references {
+            if let Some(p) = f.drift.psi() {
+                f.psi.set(p);
+            }
+            if let Some(k) = f.drift.ks() {
+                f.ks.set(k);
+            }
+        }
+    }
+
+    /// Emits the windows still open at the end of the input.
+    pub fn flush(&mut self) -> Vec<ClosedWindow> {
+        for w in &mut self.windows {
+            w.stats.flush();
+        }
+        self.advance(i64::MAX)
+    }
+}
+
+/// The statistic `stat` of a closed window, for drift monitors.
+pub fn window_stat(r: &WindowResult, name: &str) -> Option<f64> {
+    stat(r, name)
+}
+
+enum KeyColumn<'a> {
+    Text(&'a StringArray),
+    Number(&'a Float64Array),
+}
+
+impl<'a> KeyColumn<'a> {
+    fn new(batch: &'a RecordBatch, name: &str) -> Option<Self> {
+        let c = batch.column_by_name(name)?;
+        if let Some(s) = c.as_string_opt::<i32>() {
+            return Some(KeyColumn::Text(s));
+        }
+        c.as_primitive_opt::<Float64Type>().map(KeyColumn::Number)
+    }
+
+    fn key(&self, r: usize) -> Option<(u64, std::borrow::Cow<'a, str>)> {
+        match self {
+            KeyColumn::Text(a) if a.is_valid(r) => {
+                let v = a.value(r);
+                Some((xxh3_64(v.as_bytes()), std::borrow::Cow::Borrowed(v)))
+            }
+            KeyColumn::Number(a) if a.is_valid(r) => {
+                let v = eddy_scorer::encoding::format_number(a.value(r));
+                Some((xxh3_64(v.as_bytes()), std::borrow::Cow::Owned(v)))
+            }
+            _ => None,
+        }
+    }
+}
