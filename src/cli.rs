@@ -28,6 +28,10 @@ pub enum Command {
     /// Run one drift detector over a recorded series (one number per line) and print the
     /// 0-based index of every value at which it detected drift.
     Detect(crate::detect::DetectArgs),
+    /// Inspect a model registry, roll back, or import a model from another registry.
+    Models(crate::models::ModelsArgs),
+    /// Score JSON lines from stdin with a registry's current model (hot-swapping new versions).
+    Score(crate::models::ScoreArgs),
 }
 
 /// Which config, with overrides.

@@ -6,6 +6,7 @@ mod config;
 mod detect;
 mod exporter;
 mod generate;
+mod models;
 mod run;
 
 use std::process::ExitCode;
@@ -27,5 +28,7 @@ fn main() -> ExitCode {
         cli::Command::Validate(args) => run::validate(args),
         cli::Command::Generate(args) => generate::generate(args),
         cli::Command::Detect(args) => detect::detect(args),
+        cli::Command::Models(args) => models::models(args),
+        cli::Command::Score(args) => models::score(args),
     }
 }

@@ -17,6 +17,8 @@ pub mod label_join;
 pub mod merge;
 pub mod metrics;
 pub mod pipeline;
+pub mod promotion;
+pub mod publisher;
 pub mod record;
 pub mod sink;
 pub mod slot;

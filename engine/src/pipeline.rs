@@ -38,11 +38,15 @@ use crate::label_join::JoinCounters;
 use crate::label_join::{EventOutcome, JoinConfig, LabelJoin, LabelOutcome};
 use crate::merge::{MergeInput, Next, SourceMessage, StreamMerger};
 use crate::metrics::{EngineMetrics, MetricsFactory, SharedRecorder, SlotMetricsHandles};
+use crate::promotion::{PromotionConfig, PromotionGate};
+use crate::publisher::{ModelPublisher, PublishJob};
 use crate::record::{DeadLetter, StreamRole};
 use crate::sink::{Sink, SinkError, SinkInput};
 use crate::slot::{Slot, SlotSpec};
 use crate::source::{Poll, Source, SourceContext, StreamSpec};
-use crate::summary::{DriftRecord, FeatureSummary, RunSummary};
+use crate::summary::{DriftRecord, FeatureSummary, PromotionRecord, RunSummary};
+use eddy_scorer::registry::{Manifest, Producer, TimeRange};
+use eddy_scorer::snapshot::ModelSnapshot;
 
 /// Batches in flight per channel.
 const CHANNEL_DEPTH: usize = 8;
@@ -87,6 +91,23 @@ pub struct PipelineSpec {
     pub windows: Vec<(String, FeatureWindowConfig)>,
     /// Feature drift against a reference.
     pub reference_drift: Option<ReferenceDriftSection>,
+    /// Where and how often models are published; `None` publishes nothing.
+    pub registry: Option<RegistrySpec>,
+    /// When shadows replace the champion; `None` never promotes.
+    pub promotion: Option<PromotionConfig>,
+}
+
+/// Resolved registry settings.
+#[derive(Debug, Clone)]
+pub struct RegistrySpec {
+    /// Registry directory.
+    pub dir: std::path::PathBuf,
+    /// Publish the champion every this many label updates.
+    pub every_updates: Option<u64>,
+    /// ... and at least this often (wall clock).
+    pub interval: Option<Duration>,
+    /// Hash of the config, recorded in manifests.
+    pub config_hash: String,
 }
 
 /// Shared run controls: a stop flag (set by signal handlers) and live counters for progress
@@ -245,6 +266,11 @@ impl Pipeline {
         };
         let result = engine.run(merger);
         let mut summary = engine.finish();
+        if let Some(publisher) = engine.publisher.take() {
+            let report = publisher.finish();
+            summary.published_versions = report.written;
+            summary.registry_errors = report.errors;
+        }
         drop(engine);
         drop(outputs);
 
@@ -378,6 +404,15 @@ struct Engine<'s> {
     drift_published: usize,
     factory: MetricsFactory,
     features: Option<FeatureMonitors>,
+    publisher: Option<ModelPublisher>,
+    next_version: u64,
+    /// Champion updates at its last publish.
+    published_updates: u64,
+    published_at: Instant,
+    /// Event-time range each slot has learned from.
+    learned_time: Vec<Option<(i64, i64)>>,
+    gate: Option<PromotionGate>,
+    promotions: Vec<PromotionRecord>,
 }
 
 impl<'s> Engine<'s> {
@@ -414,6 +449,14 @@ impl<'s> Engine<'s> {
         if spec.task == ModelKind::Logistic {
             fields.push(Field::new("predicted_label", DataType::Int64, false));
         }
+        let (publisher, next_version) = match &spec.registry {
+            Some(r) => {
+                let (p, next) = ModelPublisher::start(r.dir.clone())
+                    .map_err(|e| EngineError::Input(format!("model registry {}: {e}", r.dir.display())))?;
+                (Some(p), next)
+            }
+            None => (None, 1),
+        };
         Ok(Engine {
             spec,
             control,
@@ -441,6 +484,13 @@ impl<'s> Engine<'s> {
             drift_published: 0,
             factory: factory.clone(),
             features: None,
+            publisher,
+            next_version,
+            published_updates: 0,
+            published_at: Instant::now(),
+            learned_time: vec![None; spec.slots.len()],
+            gate: spec.promotion.clone().map(|c| PromotionGate::new(c, spec.slots.len())),
+            promotions: Vec::new(),
         })
     }
 
@@ -484,6 +534,7 @@ impl<'s> Engine<'s> {
                         let closed = f.flush();
                         self.feed_windows(closed);
                     }
+                    self.maybe_publish_champion(true);
                     return self.publish();
                 }
             }
@@ -507,8 +558,122 @@ impl<'s> Engine<'s> {
         }
     }
 
+    /// Sends slot `i`'s current model to the registry; returns the version it got.
+    fn publish_model(
+        &mut self,
+        i: usize,
+        promote: bool,
+        must: bool,
+        metrics: BTreeMap<String, f64>,
+        origin: Option<&str>,
+    ) -> Option<u64> {
+        let encoder = self.encoder.as_ref()?;
+        let publisher = self.publisher.as_mut()?;
+        let registry = self.spec.registry.as_ref()?;
+        let slot = &self.slots[i];
+        let version = self.next_version;
+        let snapshot = ModelSnapshot {
+            version,
+            kind: self.spec.task,
+            encoding: encoder.frozen(),
+            weights: slot.learner.weights().to_vec(),
+            bias: slot.learner.bias(),
+        };
+        let since = (slot.version > 0).then_some(slot.version);
+        let mut manifest = Manifest::new(
+            origin.map_or_else(|| slot.name.clone(), |o| format!("{o} (promoted to {})", slot.name)),
+            Producer::Online {
+                since,
+                updates: slot.learner.updates() - if i == 0 { self.published_updates } else { 0 },
+            },
+        );
+        manifest.parent = since;
+        manifest.examples = slot.learner.updates();
+        manifest.event_time = self.learned_time[i].map(|(min_ms, max_ms)| TimeRange { min_ms, max_ms });
+        manifest.metrics = metrics;
+        manifest.config_hash = registry.config_hash.clone();
+        if !publisher.submit(PublishJob { snapshot, manifest, promote }, must) {
+            return None;
+        }
+        self.next_version += 1;
+        self.slots[i].version = version;
+        if i == 0 {
+            self.published_updates = self.slots[0].learner.updates();
+            self.published_at = Instant::now();
+        }
+        Some(version)
+    }
+
+    fn slot_metric_map(&self, i: usize) -> BTreeMap<String, f64> {
+        let r = self.slots[i].evaluator.rolling_figures();
+        [
+            ("rolling_accuracy", r.accuracy),
+            ("rolling_log_loss", r.log_loss),
+            ("rolling_mae", r.mae),
+            ("rolling_rmse", r.rmse),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| v.map(|v| (k.to_string(), v)))
+        .chain(std::iter::once(("labels".to_string(), self.slots[i].evaluator.labels() as f64)))
+        .collect()
+    }
+
+    /// Publishes the champion when its cadence says so (or `force`, at the end of the run).
+    fn maybe_publish_champion(&mut self, force: bool) {
+        let Some(registry) = &self.spec.registry else { return };
+        if self.slots.is_empty() {
+            return;
+        }
+        let updates = self.slots[0].learner.updates();
+        let new = updates - self.published_updates;
+        let due = force && (new > 0 || self.slots[0].version == 0)
+            || new > 0
+                && (registry.every_updates.is_some_and(|n| new >= n)
+                    || registry.interval.is_some_and(|d| self.published_at.elapsed() >= d));
+        if due {
+            let metrics = self.slot_metric_map(0);
+            self.publish_model(0, true, force, metrics, None);
+        }
+    }
+
+    /// Runs the promotion gate; on a win, swaps the shadow's model into the champion slot.
+    fn maybe_promote(&mut self, event_time: i64) {
+        let Some(gate) = &mut self.gate else { return };
+        if !gate.due() {
+            return;
+        }
+        let Some((k, figures)) = gate.check() else { return };
+        gate.reset();
+        let old_version = self.slots[0].version;
+        // Record the demoted champion as it is now, then swap the models.
+        let demoted_metrics = self.slot_metric_map(0);
+        self.publish_model(0, false, true, demoted_metrics, None);
+        let (a, b) = self.slots.split_at_mut(k);
+        std::mem::swap(&mut a[0].learner, &mut b[0].learner);
+        std::mem::swap(&mut a[0].version, &mut b[0].version);
+        self.learned_time.swap(0, k);
+        let mut metrics = self.slot_metric_map(k);
+        metrics.insert(format!("gate_{}_champion", figures.metric), figures.champion);
+        metrics.insert(format!("gate_{}_shadow", figures.metric), figures.shadow);
+        if let Some(p) = figures.p_value {
+            metrics.insert("gate_p_value".into(), p);
+        }
+        let origin = self.slots[k].name.clone();
+        let new_version = self.publish_model(0, true, true, metrics, Some(&origin)).unwrap_or(0);
+        tracing::info!(from = %self.slots[k].name, old_version, new_version, "shadow promoted to champion");
+        self.promotions.push(PromotionRecord {
+            event_time,
+            at_label: self.join.counters().joined,
+            from_slot: self.slots[k].name.clone(),
+            old_version,
+            new_version,
+            gate: figures,
+        });
+    }
+
     /// Per-batch metrics and drift events.
     fn publish(&mut self) -> Result<(), EngineError> {
+        self.maybe_publish_champion(false);
         if let Some(f) = &mut self.features {
             f.publish();
         }
@@ -692,6 +857,11 @@ impl<'s> Engine<'s> {
                 EventOutcome::JoinedEarly(y) => {
                     for (s, slot) in self.slots.iter_mut().enumerate() {
                         slot.evaluator.record(self.scores[s], y);
+                        if let Some(g) = &mut self.gate {
+                            g.record(s, self.scores[s], y);
+                        }
+                        let t = &mut self.learned_time[s];
+                        *t = Some(t.map_or((ts, ts), |(a, b)| (a.min(ts), b.max(ts))));
                         slot.learner.learn(&self.row, y);
                         for &m in &self.error_monitors[s] {
                             let monitor = &mut self.monitors[m];
@@ -738,6 +908,14 @@ impl<'s> Engine<'s> {
             if let LabelOutcome::Joined(j) = self.join.take_label(xxh3_64(keys.value(r).as_bytes()), ts, y) {
                 for (s, slot) in self.slots.iter_mut().enumerate() {
                     slot.evaluator.record(j.predictions[s], y);
+                    if let Some(g) = &mut self.gate {
+                        g.record(s, j.predictions[s], y);
+                    }
+                    let t = &mut self.learned_time[s];
+                    *t =
+                        Some(t.map_or((j.event_ts, j.event_ts), |(a, b)| {
+                            (a.min(j.event_ts), b.max(j.event_ts))
+                        }));
                     slot.learner.learn(j.row, y);
                     for &m in &self.error_monitors[s] {
                         let monitor = &mut self.monitors[m];
@@ -749,6 +927,9 @@ impl<'s> Engine<'s> {
                         }
                     }
                 }
+            }
+            if self.gate.is_some() {
+                self.maybe_promote(ts);
             }
         }
         Ok(())
@@ -773,6 +954,7 @@ impl<'s> Engine<'s> {
             waiting_labels_at_end: self.join.waiting_labels() as u64,
             metrics: self.slots.iter().map(|s| (s.name.clone(), s.evaluator.report())).collect(),
             drift: self.detections.clone(),
+            promotions: self.promotions.clone(),
             features: self
                 .encoder
                 .iter()

@@ -23,6 +23,23 @@ pub struct DriftRecord {
     pub estimate_after: f64,
 }
 
+/// One promotion of a shadow slot to champion.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PromotionRecord {
+    /// Event time (epoch ms) of the label that completed the evidence.
+    pub event_time: i64,
+    /// Labels joined so far when it happened.
+    pub at_label: u64,
+    /// The shadow slot whose model became champion.
+    pub from_slot: String,
+    /// Registry version the champion served before.
+    pub old_version: u64,
+    /// Registry version of the promoted model.
+    pub new_version: u64,
+    /// The gate's figures.
+    pub gate: crate::promotion::GateFigures,
+}
+
 /// A feature the model uses, as resolved at start-up.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FeatureSummary {
@@ -71,6 +88,12 @@ pub struct RunSummary {
     pub metrics: BTreeMap<String, SlotMetrics>,
     /// Drift detections, in order.
     pub drift: Vec<DriftRecord>,
+    /// Promotions of shadow slots, in order.
+    pub promotions: Vec<PromotionRecord>,
+    /// Model versions written to the registry.
+    pub published_versions: Vec<u64>,
+    /// Registry write failures (the previous version kept serving).
+    pub registry_errors: Vec<String>,
     /// The model's input features.
     pub features: Vec<FeatureSummary>,
     /// Wall-clock duration of the run.
@@ -130,6 +153,26 @@ impl RunSummary {
                 f(m.roc_auc),
                 f(roll),
                 reg
+            );
+        }
+        for p in &self.promotions {
+            let _ = writeln!(
+                s,
+                "  promotion: {} -> champion (v{} -> v{}) at label {}: {} {:.4} vs {:.4}",
+                p.from_slot,
+                p.old_version,
+                p.new_version,
+                p.at_label,
+                p.gate.metric,
+                p.gate.shadow,
+                p.gate.champion
+            );
+        }
+        if let (Some(first), Some(last)) = (self.published_versions.first(), self.published_versions.last()) {
+            let _ = writeln!(
+                s,
+                "  published model versions {first}..={last} ({} files)",
+                self.published_versions.len()
             );
         }
         if !self.drift.is_empty() {

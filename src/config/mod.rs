@@ -16,7 +16,9 @@ use eddy_engine::drift::DriftMonitorConfig;
 use eddy_engine::evaluator::EvaluationConfig;
 use eddy_engine::feature_stats::{FeatureWindowConfig, ReferenceDriftSection};
 use eddy_engine::label_join::JoinConfig;
-use eddy_engine::pipeline::PipelineSpec;
+use eddy_engine::pipeline::{PipelineSpec, RegistrySpec};
+use eddy_engine::promotion::PromotionConfig;
+use eddy_engine::publisher::RegistryConfig;
 use eddy_engine::slot::{SlotRole, SlotSpec};
 use eddy_engine::source::{LabelField, StreamSpec};
 use eddy_engine::units::ConfigDuration;
@@ -68,6 +70,12 @@ pub struct PipelineConfig {
     /// The Prometheus endpoint.
     #[serde(default)]
     pub metrics: MetricsConfig,
+    /// The model registry the champion is published to.
+    #[serde(default)]
+    pub registry: RegistryConfig,
+    /// When a shadow slot replaces the champion.
+    #[serde(default)]
+    pub promotion: Option<PromotionConfig>,
 }
 
 fn default_batch_size() -> usize {
@@ -221,6 +229,17 @@ impl PipelineConfig {
             .collect()
     }
 
+    /// The registry directory: configured, or `models/<pipeline>`.
+    pub fn registry_dir(&self) -> std::path::PathBuf {
+        self.registry.dir.clone().unwrap_or_else(|| std::path::Path::new("models").join(&self.pipeline.name))
+    }
+
+    /// A stable hash of the whole config (after overrides), recorded in model manifests.
+    pub fn hash(&self) -> String {
+        let text = serde_json::to_vec(self).unwrap_or_default();
+        format!("{:016x}", xxhash_rust::xxh3::xxh3_64(&text))
+    }
+
     /// The model kind.
     pub fn task(&self) -> ModelKind {
         match self.model.kind {
@@ -275,6 +294,13 @@ impl PipelineConfig {
             drift: self.drift.iter().map(|(n, c)| (n.clone(), c.clone())).collect(),
             windows: self.windows.iter().map(|(n, c)| (n.clone(), c.clone())).collect(),
             reference_drift: self.reference_drift.clone(),
+            registry: self.registry.enabled.then(|| RegistrySpec {
+                dir: self.registry_dir(),
+                every_updates: self.registry.publish_every_updates,
+                interval: self.registry.publish_interval.map(|d| d.0),
+                config_hash: self.hash(),
+            }),
+            promotion: self.promotion.clone(),
         }
     }
 }

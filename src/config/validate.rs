@@ -140,6 +140,20 @@ pub(super) fn check(c: &PipelineConfig, at: &Located) -> Vec<ConfigError> {
             err(format!("drift.{name}.detector"), e.to_string());
         }
     }
+    if let Some(p) = &c.promotion {
+        if c.model.shadows.is_empty() {
+            err(
+                "promotion".into(),
+                "a promotion gate needs at least one shadow slot ([[model.shadows]])".into(),
+            );
+        }
+        for (key, message) in p.problems(c.task()) {
+            err(format!("promotion.{key}"), message);
+        }
+    }
+    if c.registry.publish_every_updates == Some(0) {
+        err("registry.publish_every_updates".into(), "must be at least 1 (or left out)".into());
+    }
     if c.metrics.enabled && !c.metrics.listen.ip().is_loopback() && !c.metrics.allow_public {
         err(
             "metrics.listen".into(),
