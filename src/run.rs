@@ -75,7 +75,10 @@ fn execute(config: &PipelineConfig, args: &RunArgs) -> Result<(), Box<dyn std::e
             tracing::info!("metrics on http://{addr}/metrics");
         }
         if let Some(path) = &args.metrics_addr_file {
-            std::fs::write(path, addr.to_string())?;
+            // Written whole or not at all, so a watcher never reads half an address.
+            let tmp = path.with_extension("tmp");
+            std::fs::write(&tmp, addr.to_string())?;
+            std::fs::rename(&tmp, path)?;
         }
         pipeline = pipeline.with_metrics(recorder);
     }

@@ -73,6 +73,12 @@ path = "dead_letters.jsonl"
 [model]
 kind = "logistic"
 
+[metrics]
+enabled = false
+
+[registry]
+enabled = false
+
 {extra}
 "#
     );
