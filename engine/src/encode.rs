@@ -24,14 +24,24 @@ pub struct BatchEncoder<'a> {
 }
 
 impl<'a> BatchEncoder<'a> {
+    /// Column position of each of the encoder's features in `batch` (resolve once per batch:
+    /// it compares names).
+    pub fn positions(encoder: &FeatureEncoder, batch: &RecordBatch) -> Vec<Option<usize>> {
+        let schema = batch.schema();
+        encoder.encoding().features.iter().map(|f| schema.index_of(&f.name).ok()).collect()
+    }
+
     /// Resolves the encoder's features in `batch`. Columns of an unexpected type are treated as
     /// absent (sources normalise types, so this only happens with inconsistent inputs).
     pub fn new(encoder: &FeatureEncoder, batch: &'a RecordBatch) -> Self {
-        let columns = encoder
-            .encoding()
-            .features
+        Self::at(batch, &Self::positions(encoder, batch))
+    }
+
+    /// Views the feature columns at `positions` (from [`Self::positions`]) of `batch`.
+    pub fn at(batch: &'a RecordBatch, positions: &[Option<usize>]) -> Self {
+        let columns = positions
             .iter()
-            .map(|f| match batch.column_by_name(&f.name) {
+            .map(|p| match p.map(|i| batch.column(i)) {
                 None => Column::Absent,
                 Some(c) => match c.data_type() {
                     DataType::Float64 => Column::Number(c.as_primitive::<Float64Type>()),

@@ -12,8 +12,32 @@
 
 use std::collections::VecDeque;
 
+use std::hash::{BuildHasherDefault, Hasher};
+
 use eddy_scorer::encoding::Feature;
-use hashbrown::HashMap;
+
+/// Keys are already 64-bit xxh3 hashes of the key text, uniformly spread: hashing them again
+/// would only cost time on the per-row path.
+#[derive(Default)]
+struct PrehashedKey(u64);
+
+impl Hasher for PrehashedKey {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+type HashMap<K, V> = hashbrown::HashMap<K, V, BuildHasherDefault<PrehashedKey>>;
 use serde::{Deserialize, Serialize};
 
 use crate::units::{ConfigDuration, ConfigSize};
@@ -192,15 +216,15 @@ impl LabelJoin {
             n_slots,
             entries: VecDeque::new(),
             base_seq: 0,
-            index: HashMap::new(),
+            index: HashMap::default(),
             feats: Vec::new(),
             feats_base: 0,
             preds: Vec::new(),
             preds_base: 0,
             pending: 0,
-            early: HashMap::new(),
+            early: HashMap::default(),
             early_order: VecDeque::new(),
-            joined_recent: HashMap::new(),
+            joined_recent: HashMap::default(),
             joined_order: VecDeque::new(),
             counters: JoinCounters::default(),
         }
@@ -322,6 +346,7 @@ impl LabelJoin {
     /// Expires everything whose TTL has passed at `watermark` (event time, ms).
     pub fn advance(&mut self, watermark: i64) {
         let horizon = watermark.saturating_sub(self.ttl);
+        let mut popped = false;
         while let Some(front) = self.entries.front() {
             if front.pending && front.ts >= horizon {
                 break;
@@ -332,6 +357,7 @@ impl LabelJoin {
                 self.index.remove(&front.key);
             }
             self.pop_front();
+            popped = true;
         }
         while let Some(&(key, ts)) = self.early_order.front() {
             if ts >= horizon {
@@ -352,7 +378,9 @@ impl LabelJoin {
                 self.joined_recent.remove(&key);
             }
         }
-        self.compact();
+        if popped {
+            self.compact();
+        }
     }
 
     fn remember_joined(&mut self, key: u64, ts: i64) {

@@ -58,6 +58,8 @@ struct Head {
     batch: SourceBatch,
     times: ScalarBuffer<i64>,
     cursor: usize,
+    /// Sequence number of the batch, unique within the run.
+    id: u64,
 }
 
 struct InputState {
@@ -103,6 +105,7 @@ pub enum Next {
 /// See the module docs.
 pub struct StreamMerger {
     inputs: Vec<InputState>,
+    next_id: u64,
     time_column: [String; 2],
     idle_timeout: Duration,
 }
@@ -116,6 +119,7 @@ impl StreamMerger {
                 .into_iter()
                 .map(|input| InputState { input, lanes: [VecDeque::new(), VecDeque::new()], finished: false })
                 .collect(),
+            next_id: 0,
             time_column: [event_time.to_string(), label_time.to_string()],
             idle_timeout,
         }
@@ -127,6 +131,12 @@ impl StreamMerger {
     /// When input `i` has no head batch, which only happens if called outside a [`Next::Run`].
     pub fn head(&self, i: usize) -> &SourceBatch {
         &self.inputs[i / 2].lanes[i % 2].front().expect("merger head requested outside a run").batch
+    }
+
+    /// A number identifying the head batch of lane `i` (unique within the run), so callers can
+    /// cache what they derive from a batch across its runs.
+    pub fn head_id(&self, i: usize) -> u64 {
+        self.inputs[i / 2].lanes[i % 2].front().map_or(u64::MAX, |h| h.id)
     }
 
     /// Event times of the head batch of lane `i`.
@@ -233,7 +243,9 @@ impl StreamMerger {
                                 format!("internal error: batch without an Int64 time column `{col}` (a bug in the source)"),
                             )
                         })?;
-                    state.lanes[lane(b.role)].push_back(Head { batch: b, times, cursor: 0 });
+                    let id = self.next_id;
+                    self.next_id += 1;
+                    state.lanes[lane(b.role)].push_back(Head { batch: b, times, cursor: 0, id });
                 }
                 SourceMessage::End => state.finished = true,
                 SourceMessage::Failed(e) => return Err(e),

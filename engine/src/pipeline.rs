@@ -375,6 +375,26 @@ fn dead_letter_batch(letters: &[DeadLetter]) -> RecordBatch {
     .expect("dead-letter columns match their schema")
 }
 
+/// Column positions of the batch being processed, resolved once per batch: when events and
+/// labels interleave row by row, runs are a single row long and name lookups per run would
+/// dominate.
+#[derive(Default)]
+struct Resolved {
+    batch: Option<u64>,
+    key: usize,
+    time: usize,
+    label: usize,
+    features: Vec<Option<usize>>,
+    monitors: Vec<(usize, usize)>,
+}
+
+fn position(batch: &RecordBatch, name: &str) -> Result<usize, EngineError> {
+    batch
+        .schema()
+        .index_of(name)
+        .map_err(|_| EngineError::Internal(format!("validated batch lacks column `{name}` (a bug in the source)")))
+}
+
 /// The engine thread's state.
 struct Engine<'s> {
     spec: &'s PipelineSpec,
@@ -413,6 +433,8 @@ struct Engine<'s> {
     learned_time: Vec<Option<(i64, i64)>>,
     gate: Option<PromotionGate>,
     promotions: Vec<PromotionRecord>,
+    event_cols: Resolved,
+    label_cols: Resolved,
 }
 
 impl<'s> Engine<'s> {
@@ -491,30 +513,34 @@ impl<'s> Engine<'s> {
             learned_time: vec![None; spec.slots.len()],
             gate: spec.promotion.clone().map(|c| PromotionGate::new(c, spec.slots.len())),
             promotions: Vec::new(),
+            event_cols: Resolved::default(),
+            label_cols: Resolved::default(),
         })
     }
 
     fn run(&mut self, mut merger: StreamMerger) -> Result<(), EngineError> {
-        let mut lane_time: BTreeMap<usize, Duration> = BTreeMap::new();
+        let mut lane_time: BTreeMap<usize, Instant> = BTreeMap::new();
         let mut rows_since_publish = 0;
         loop {
             match merger.next()? {
                 Next::Run { input, start, end } => {
                     let batch = merger.head(input);
+                    let id = merger.head_id(input);
                     let role = batch.role;
-                    let started = Instant::now();
+                    // A batch's latency: from its first row to its last in the engine (runs of
+                    // other lanes in between included), timed once per batch, not per run.
+                    lane_time.entry(input).or_insert_with(Instant::now);
                     match role {
-                        StreamRole::Events => self.events_run(&batch.batch, start, end)?,
-                        StreamRole::Labels => self.labels_run(&batch.batch, start, end)?,
+                        StreamRole::Events => self.events_run(&batch.batch, id, start, end)?,
+                        StreamRole::Labels => self.labels_run(&batch.batch, id, start, end)?,
                     }
-                    // A batch's latency is the engine time spent on all its runs.
-                    let spent = lane_time.entry(input).or_default();
-                    *spent += started.elapsed();
                     if merger.consume(input, end) {
-                        let seconds = std::mem::take(spent).as_secs_f64();
-                        match role {
-                            StreamRole::Events => self.metrics.score_seconds.record(seconds),
-                            StreamRole::Labels => self.metrics.learn_seconds.record(seconds),
+                        if let Some(started) = lane_time.remove(&input) {
+                            let seconds = started.elapsed().as_secs_f64();
+                            match role {
+                                StreamRole::Events => self.metrics.score_seconds.record(seconds),
+                                StreamRole::Labels => self.metrics.learn_seconds.record(seconds),
+                            }
                         }
                     }
                     rows_since_publish += end - start;
@@ -808,28 +834,40 @@ impl<'s> Engine<'s> {
         }
     }
 
-    fn events_run(&mut self, batch: &RecordBatch, start: usize, end: usize) -> Result<(), EngineError> {
+    fn events_run(&mut self, batch: &RecordBatch, id: u64, start: usize, end: usize) -> Result<(), EngineError> {
         if self.encoder.is_none() {
             self.init_model(batch)?;
         }
-        let keys = column(batch, &self.spec.events.key)?.as_string::<i32>();
-        let times = column(batch, &self.spec.events.time)?.as_primitive::<Int64Type>().values();
+        let mut encoder = self.encoder.take().expect("encoder initialised above");
+        if self.event_cols.batch != Some(id) {
+            self.event_cols = Resolved {
+                batch: Some(id),
+                key: position(batch, &self.spec.events.key)?,
+                time: position(batch, &self.spec.events.time)?,
+                label: 0,
+                features: BatchEncoder::positions(&encoder, batch),
+                monitors: self
+                    .monitors
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, m)| match &m.input {
+                        DriftInput::Feature(name) => batch.schema().index_of(name).ok().map(|c| (i, c)),
+                        DriftInput::SlotError { .. } | DriftInput::Window { .. } => None,
+                    })
+                    .collect(),
+            };
+        }
+        let cols = &self.event_cols;
+        let keys = batch.column(cols.key).as_string::<i32>();
+        let times = batch.column(cols.time).as_primitive::<Int64Type>().values();
         let emit = !self.predictions.is_empty();
         let n = (end - start) * self.slots.len();
         let mut out = emit.then(|| PredictionBuilders::new(n, self.spec.task));
-        let mut encoder = self.encoder.take().expect("encoder initialised above");
-        let columns = BatchEncoder::new(&encoder, batch);
-        let feature_monitors: Vec<(usize, &arrow_array::Float64Array)> = self
+        let columns = BatchEncoder::at(batch, &cols.features);
+        let feature_monitors: Vec<(usize, &arrow_array::Float64Array)> = cols
             .monitors
             .iter()
-            .enumerate()
-            .filter_map(|(i, m)| match &m.input {
-                DriftInput::Feature(name) => batch
-                    .column_by_name(name)
-                    .and_then(|c| c.as_primitive_opt::<Float64Type>())
-                    .map(|a| (i, a)),
-                DriftInput::SlotError { .. } | DriftInput::Window { .. } => None,
-            })
+            .filter_map(|&(i, c)| batch.column(c).as_primitive_opt::<Float64Type>().map(|a| (i, a)))
             .collect();
         for r in start..end {
             let ts = times[r];
@@ -895,11 +933,20 @@ impl<'s> Engine<'s> {
         Ok(())
     }
 
-    fn labels_run(&mut self, batch: &RecordBatch, start: usize, end: usize) -> Result<(), EngineError> {
-        let label_name = self.spec.labels.label.as_ref().map(|l| l.name.as_str()).unwrap_or("label");
-        let keys = column(batch, &self.spec.labels.key)?.as_string::<i32>();
-        let times = column(batch, &self.spec.labels.time)?.as_primitive::<Int64Type>().values();
-        let ys = column(batch, label_name)?.as_primitive::<Float64Type>().values();
+    fn labels_run(&mut self, batch: &RecordBatch, id: u64, start: usize, end: usize) -> Result<(), EngineError> {
+        if self.label_cols.batch != Some(id) {
+            let label_name = self.spec.labels.label.as_ref().map(|l| l.name.as_str()).unwrap_or("label");
+            self.label_cols = Resolved {
+                batch: Some(id),
+                key: position(batch, &self.spec.labels.key)?,
+                time: position(batch, &self.spec.labels.time)?,
+                label: position(batch, label_name)?,
+                ..Resolved::default()
+            };
+        }
+        let keys = batch.column(self.label_cols.key).as_string::<i32>();
+        let times = batch.column(self.label_cols.time).as_primitive::<Int64Type>().values();
+        let ys = batch.column(self.label_cols.label).as_primitive::<Float64Type>().values();
         for r in start..end {
             let ts = times[r];
             self.observe_time(ts);
@@ -986,11 +1033,6 @@ fn drift_batch(records: &[DriftRecord]) -> RecordBatch {
     RecordBatch::try_new(schema, cols).expect("drift columns match their schema")
 }
 
-fn column<'b>(batch: &'b RecordBatch, name: &str) -> Result<&'b ArrayRef, EngineError> {
-    batch.column_by_name(name).ok_or_else(|| {
-        EngineError::Internal(format!("validated batch lacks column `{name}` (a bug in the source)"))
-    })
-}
 
 /// Column builders of one predictions batch.
 struct PredictionBuilders {

@@ -4,6 +4,7 @@
 //! - [`encoder`]: the learning-side feature encoder with online standardisation.
 //! - [`drift`]: drift detectors (ADWIN, DDM, EDDM, HDDM_A, Page-Hinkley, KSWIN).
 //! - [`stats`]: windowed feature statistics and PSI/KS drift against a reference.
+//! - [`trainer`]: full-batch retraining on the CPU (ndarray) or a CUDA GPU (cudarc, loaded at run time).
 //!
 //! Nothing here knows about threads, channels or I/O; the engine owns those.
 #![warn(missing_docs)]
@@ -12,3 +13,4 @@ pub mod drift;
 pub mod encoder;
 pub mod learner;
 pub mod stats;
+pub mod trainer;
