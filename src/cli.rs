@@ -32,6 +32,8 @@ pub enum Command {
     Models(crate::models::ModelsArgs),
     /// Score JSON lines from stdin with a registry's current model (hot-swapping new versions).
     Score(crate::models::ScoreArgs),
+    /// Ask a running daemon for a manual retrain through its admin endpoint.
+    Retrain(crate::admin::RetrainArgs),
 }
 
 /// Which config, with overrides.
@@ -60,4 +62,7 @@ pub struct RunArgs {
     /// Write the address the metrics endpoint bound to into this file (useful with port 0).
     #[arg(long, value_name = "FILE")]
     pub metrics_addr_file: Option<PathBuf>,
+    /// Write the address the admin endpoint bound to into this file.
+    #[arg(long, value_name = "FILE")]
+    pub admin_addr_file: Option<PathBuf>,
 }

@@ -1,6 +1,7 @@
 //! The `eddy` binary: command line, config loading, wiring of sources, pipeline and sinks,
 //! signals and progress.
 
+mod admin;
 mod cli;
 mod config;
 mod detect;
@@ -30,5 +31,6 @@ fn main() -> ExitCode {
         cli::Command::Detect(args) => detect::detect(args),
         cli::Command::Models(args) => models::models(args),
         cli::Command::Score(args) => models::score(args),
+        cli::Command::Retrain(args) => admin::retrain(args),
     }
 }

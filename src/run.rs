@@ -83,6 +83,18 @@ fn execute(config: &PipelineConfig, args: &RunArgs) -> Result<(), Box<dyn std::e
         pipeline = pipeline.with_metrics(recorder);
     }
 
+    if config.admin.enabled {
+        let token = config.admin.token().ok_or("admin endpoint enabled without a token")?;
+        let addr = crate::admin::serve(config.admin.listen, token, control.manual_retrain.clone())
+            .map_err(|e| format!("cannot serve the admin endpoint on {}: {e}", config.admin.listen))?;
+        tracing::info!("admin endpoint on http://{addr}/retrain");
+        if let Some(path) = &args.admin_addr_file {
+            let tmp = path.with_extension("tmp");
+            std::fs::write(&tmp, addr.to_string())?;
+            std::fs::rename(&tmp, path)?;
+        }
+    }
+
     let mut sources: Vec<(String, Box<dyn Source>)> = Vec::new();
     for (name, source) in &config.sources {
         let role = source.roles(name).and_then(|r| r.first().copied()).unwrap_or(StreamRole::Events);

@@ -20,6 +20,7 @@ pub mod pipeline;
 pub mod promotion;
 pub mod publisher;
 pub mod record;
+pub mod retrain;
 pub mod sink;
 pub mod slot;
 pub mod source;

@@ -63,6 +63,15 @@ pub const METRICS: &[(&str, &str, &str)] = &[
     ),
     ("eddy_window_state_bytes", "bytes", "Memory held by a feature's window state."),
     ("eddy_window_keys", "count", "Group-by keys with open windows."),
+    ("eddy_retrain_triggers_total", "count", "Retrain triggers acted on, by trigger."),
+    ("eddy_retrain_skipped_total", "count", "Retrain triggers skipped, by reason (in_flight, cooldown)."),
+    (
+        "eddy_retrain_duration_seconds",
+        "seconds",
+        "Wall time from starting a retrain to installing its model.",
+    ),
+    ("eddy_training_buffer_examples", "count", "Labelled examples in the training buffer."),
+    ("eddy_training_buffer_bytes", "bytes", "Memory held by the training buffer."),
     ("eddy_feature_psi", "count", "Population Stability Index of a feature against its reference."),
     (
         "eddy_feature_ks",
@@ -99,7 +108,7 @@ impl MetricsFactory {
             let help = SharedString::const_str(help);
             if name.ends_with("_total") {
                 recorder.describe_counter(key, unit(u), help);
-            } else if name.ends_with("_seconds") && name.contains("duration") {
+            } else if name.ends_with("_duration_seconds") {
                 recorder.describe_histogram(key, unit(u), help);
             } else {
                 recorder.describe_gauge(key, unit(u), help);

@@ -41,10 +41,12 @@ use crate::metrics::{EngineMetrics, MetricsFactory, SharedRecorder, SlotMetricsH
 use crate::promotion::{PromotionConfig, PromotionGate};
 use crate::publisher::{ModelPublisher, PublishJob};
 use crate::record::{DeadLetter, StreamRole};
+use crate::retrain::{ManualTrigger, RetrainConfig, RetrainOutcome, RetrainRecord, Running, TrainingBuffer};
 use crate::sink::{Sink, SinkError, SinkInput};
 use crate::slot::{Slot, SlotSpec};
 use crate::source::{Poll, Source, SourceContext, StreamSpec};
 use crate::summary::{DriftRecord, FeatureSummary, PromotionRecord, RunSummary};
+use eddy_operators::learner::LinearLearner;
 use eddy_scorer::registry::{Manifest, Producer, TimeRange};
 use eddy_scorer::snapshot::ModelSnapshot;
 
@@ -95,6 +97,8 @@ pub struct PipelineSpec {
     pub registry: Option<RegistrySpec>,
     /// When shadows replace the champion; `None` never promotes.
     pub promotion: Option<PromotionConfig>,
+    /// Full retrains into a shadow slot; `None` never retrains.
+    pub retrain: Option<RetrainConfig>,
 }
 
 /// Resolved registry settings.
@@ -118,6 +122,8 @@ pub struct RunControl {
     pub stop: Arc<AtomicBool>,
     /// Events processed so far.
     pub events: Arc<AtomicU64>,
+    /// Manual retrain requests (from the admin endpoint).
+    pub manual_retrain: ManualTrigger,
 }
 
 /// A sink attached to one output stream.
@@ -389,10 +395,9 @@ struct Resolved {
 }
 
 fn position(batch: &RecordBatch, name: &str) -> Result<usize, EngineError> {
-    batch
-        .schema()
-        .index_of(name)
-        .map_err(|_| EngineError::Internal(format!("validated batch lacks column `{name}` (a bug in the source)")))
+    batch.schema().index_of(name).map_err(|_| {
+        EngineError::Internal(format!("validated batch lacks column `{name}` (a bug in the source)"))
+    })
 }
 
 /// The engine thread's state.
@@ -435,6 +440,34 @@ struct Engine<'s> {
     promotions: Vec<PromotionRecord>,
     event_cols: Resolved,
     label_cols: Resolved,
+    retrain: Option<RetrainState>,
+}
+
+/// The engine's side of continuous training (see [`crate::retrain`]).
+struct RetrainState {
+    slot: usize,
+    buffer: TrainingBuffer,
+    armed: Option<(String, u64)>,
+    running: Option<Running>,
+    records: Vec<RetrainRecord>,
+    cooldown_until: u64,
+    last_every: u64,
+    last_schedule: Option<i64>,
+    detections_seen: usize,
+    /// The retrain record whose model each slot holds, if any.
+    origin: Vec<Option<usize>>,
+    started: Option<Instant>,
+    skipped: u64,
+    metrics: RetrainMetrics,
+}
+
+struct RetrainMetrics {
+    skipped_busy: metrics::Counter,
+    skipped_cooldown: metrics::Counter,
+    duration: metrics::Histogram,
+    buffer_examples: metrics::Gauge,
+    buffer_bytes: metrics::Gauge,
+    factory: MetricsFactory,
 }
 
 impl<'s> Engine<'s> {
@@ -471,6 +504,42 @@ impl<'s> Engine<'s> {
         if spec.task == ModelKind::Logistic {
             fields.push(Field::new("predicted_label", DataType::Int64, false));
         }
+        let retrain = match &spec.retrain {
+            None => None,
+            Some(r) => {
+                let slot = spec.slots.iter().position(|s| s.name == r.slot).ok_or_else(|| {
+                    EngineError::Input(format!("retrain.slot: no shadow slot named `{}`", r.slot))
+                })?;
+                Some(RetrainState {
+                    slot,
+                    buffer: TrainingBuffer::new(
+                        r.max_examples,
+                        r.max_age.map(|d| d.as_millis_i64()),
+                        r.max_bytes.0,
+                    ),
+                    armed: None,
+                    running: None,
+                    records: Vec::new(),
+                    cooldown_until: 0,
+                    last_every: 0,
+                    last_schedule: None,
+                    detections_seen: 0,
+                    origin: vec![None; spec.slots.len()],
+                    started: None,
+                    skipped: 0,
+                    metrics: RetrainMetrics {
+                        skipped_busy: factory
+                            .counter("eddy_retrain_skipped_total", &[("reason", "in_flight")]),
+                        skipped_cooldown: factory
+                            .counter("eddy_retrain_skipped_total", &[("reason", "cooldown")]),
+                        duration: factory.histogram("eddy_retrain_duration_seconds", &[]),
+                        buffer_examples: factory.gauge("eddy_training_buffer_examples", &[]),
+                        buffer_bytes: factory.gauge("eddy_training_buffer_bytes", &[]),
+                        factory: factory.clone(),
+                    },
+                })
+            }
+        };
         let (publisher, next_version) = match &spec.registry {
             Some(r) => {
                 let (p, next) = ModelPublisher::start(r.dir.clone())
@@ -515,6 +584,7 @@ impl<'s> Engine<'s> {
             promotions: Vec::new(),
             event_cols: Resolved::default(),
             label_cols: Resolved::default(),
+            retrain,
         })
     }
 
@@ -559,6 +629,12 @@ impl<'s> Engine<'s> {
                     if let Some(f) = &mut self.features {
                         let closed = f.flush();
                         self.feed_windows(closed);
+                    }
+                    if let Some(rt) = &mut self.retrain {
+                        // Wait for a retrain still running, so no thread outlives the run.
+                        if let Some(run) = &mut rt.running {
+                            let _ = run.poll(true);
+                        }
                     }
                     self.maybe_publish_champion(true);
                     return self.publish();
@@ -606,13 +682,24 @@ impl<'s> Engine<'s> {
             bias: slot.learner.bias(),
         };
         let since = (slot.version > 0).then_some(slot.version);
+        let retrained = self.retrain.as_ref().and_then(|rt| rt.origin[i].map(|r| &rt.records[r]));
+        let producer = match retrained {
+            Some(r) if since.is_none() => Producer::Retrain { trigger: r.trigger.clone() },
+            _ => Producer::Online {
+                since,
+                updates: slot.learner.updates().saturating_sub(if i == 0 {
+                    self.published_updates
+                } else {
+                    0
+                }),
+            },
+        };
+        let device = retrained.map_or_else(|| "cpu".to_string(), |r| r.device.clone());
         let mut manifest = Manifest::new(
             origin.map_or_else(|| slot.name.clone(), |o| format!("{o} (promoted to {})", slot.name)),
-            Producer::Online {
-                since,
-                updates: slot.learner.updates() - if i == 0 { self.published_updates } else { 0 },
-            },
+            producer,
         );
+        manifest.device = device;
         manifest.parent = since;
         manifest.examples = slot.learner.updates();
         manifest.event_time = self.learned_time[i].map(|(min_ms, max_ms)| TimeRange { min_ms, max_ms });
@@ -662,6 +749,186 @@ impl<'s> Engine<'s> {
         }
     }
 
+    /// Triggers, starts and installs retrains (called after each run of labels).
+    fn retrain_tick(&mut self, ts: i64) {
+        let Some(config) = self.spec.retrain.as_ref() else { return };
+        let joined = self.join.counters().joined;
+        let mut fired: Vec<String> = Vec::new();
+        if let Some(rt) = &mut self.retrain {
+            for d in &self.detections[rt.detections_seen..] {
+                if config.triggers.on_drift.contains(&d.detector) {
+                    fired.push(format!("drift:{}", d.detector));
+                }
+            }
+            rt.detections_seen = self.detections.len();
+            if let Some(n) = config.triggers.every_labels {
+                if joined >= rt.last_every + n {
+                    rt.last_every = joined;
+                    fired.push("every_labels".into());
+                }
+            }
+            if let Some(every) = config.triggers.every {
+                match rt.last_schedule {
+                    None => rt.last_schedule = Some(ts),
+                    Some(last) if ts - last >= every.as_millis_i64() => {
+                        rt.last_schedule = Some(ts);
+                        fired.push("schedule".into());
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
+        if let Some(floor) = &config.triggers.performance_floor {
+            let e = &self.slots[0].evaluator;
+            if e.labels() >= self.spec.evaluation.rolling_window as u64 {
+                let r = e.rolling_figures();
+                let below = match floor.metric.as_str() {
+                    "accuracy" => r.accuracy.is_some_and(|a| a < floor.threshold),
+                    _ => r.mae.is_some_and(|m| m > floor.threshold),
+                };
+                if below {
+                    fired.push("performance_floor".into());
+                }
+            }
+        }
+        if self.control.manual_retrain.take() {
+            fired.push("manual".into());
+        }
+        let Some(rt) = &mut self.retrain else { return };
+        for trigger in fired {
+            if rt.armed.is_some() || rt.running.is_some() {
+                rt.metrics.skipped_busy.increment(1);
+                rt.skipped += 1;
+            } else if joined < rt.cooldown_until {
+                rt.metrics.skipped_cooldown.increment(1);
+                rt.skipped += 1;
+            } else {
+                rt.metrics
+                    .factory
+                    .counter("eddy_retrain_triggers_total", &[("trigger", &trigger)])
+                    .increment(1);
+                rt.armed = Some((trigger, joined + config.collect_after_trigger));
+            }
+        }
+        if rt.armed.as_ref().is_some_and(|(_, at)| joined >= *at) {
+            let (trigger, _) = rt.armed.take().expect("armed checked above");
+            self.start_retrain(trigger, joined);
+        }
+        let Some(rt) = &mut self.retrain else { return };
+        rt.metrics.buffer_examples.set(rt.buffer.len() as f64);
+        rt.metrics.buffer_bytes.set(rt.buffer.size_bytes() as f64);
+        let finished = match &mut rt.running {
+            Some(run) if config.deterministic => (joined >= run.install_at).then(|| run.poll(true)).flatten(),
+            Some(run) => run.poll(false),
+            None => None,
+        };
+        if let Some(done) = finished {
+            self.install_retrain(done, joined);
+        }
+    }
+
+    fn start_retrain(&mut self, trigger: String, joined: u64) {
+        let config = self.spec.retrain.as_ref().expect("retrain configured");
+        let init = config
+            .trainer
+            .warm_start
+            .then(|| (self.slots[0].learner.weights().to_vec(), self.slots[0].learner.bias()));
+        let rt = self.retrain.as_mut().expect("retrain state");
+        let mut record = RetrainRecord {
+            trigger: trigger.clone(),
+            device: String::new(),
+            device_reason: String::new(),
+            examples: rt.buffer.len(),
+            columns: 0,
+            seconds: 0.0,
+            final_loss: f64::NAN,
+            converged: false,
+            started_at_label: joined,
+            installed_at_label: None,
+            outcome: RetrainOutcome::Pending,
+        };
+        match crate::retrain::start(self.spec.task, &config.trainer, &rt.buffer, config.max_columns, init) {
+            Ok((rx, handle, device, reason, examples, columns)) => {
+                record.device = device;
+                record.device_reason = reason;
+                record.examples = examples;
+                record.columns = columns;
+                rt.records.push(record);
+                rt.running = Some(Running::new(
+                    rt.records.len() - 1,
+                    rt.buffer.added(),
+                    joined + config.install_after,
+                    rx,
+                    handle,
+                ));
+                rt.cooldown_until = joined + config.cooldown_labels;
+                rt.started = Some(Instant::now());
+            }
+            Err(e) => {
+                tracing::error!(trigger = %trigger, "retrain could not start: {e}");
+                record.outcome = RetrainOutcome::Failed;
+                record.device_reason = e;
+                rt.records.push(record);
+            }
+        }
+    }
+
+    fn install_retrain(&mut self, done: crate::retrain::Finished, joined: u64) {
+        let Some(rt) = &mut self.retrain else { return };
+        let Some(run) = rt.running.take() else { return };
+        let record = &mut rt.records[run.record];
+        if let Some(started) = rt.started.take() {
+            rt.metrics.duration.record(started.elapsed().as_secs_f64());
+        }
+        let model = match done.model {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::error!("retrain failed: {e}");
+                record.outcome = RetrainOutcome::Failed;
+                record.device_reason = e;
+                return;
+            }
+        };
+        record.seconds = model.seconds;
+        record.final_loss = model.final_loss;
+        record.converged = model.converged;
+        record.installed_at_label = Some(joined);
+        let k = rt.slot;
+        let dim = self.slots[k].learner.weights().len();
+        let mut weights = vec![0.0f32; dim];
+        for (j, &c) in done.columns.iter().enumerate() {
+            if let Some(w) = weights.get_mut(c as usize) {
+                *w = model.weights[j];
+            }
+        }
+        let optimizer = self.spec.slots[k].learner.optimizer.clone();
+        let mut learner = match LinearLearner::with_weights(self.spec.task, weights, model.bias, optimizer) {
+            Ok(l) => l,
+            Err(e) => {
+                record.outcome = RetrainOutcome::Failed;
+                record.device_reason = e;
+                return;
+            }
+        };
+        // Catch up on the labels that arrived while the trainer ran.
+        for (row, y) in rt.buffer.since(run.data_seq) {
+            eddy_operators::learner::OnlineLearner::learn(&mut learner, row, y);
+        }
+        if let Some(previous) = rt.origin[k] {
+            if rt.records[previous].outcome == RetrainOutcome::Pending {
+                rt.records[previous].outcome = RetrainOutcome::Superseded;
+            }
+        }
+        rt.origin[k] = Some(run.record);
+        self.slots[k].learner = Box::new(learner);
+        self.slots[k].version = 0;
+        self.learned_time[k] = None;
+        if let Some(g) = &mut self.gate {
+            g.reset_slot(k);
+        }
+        tracing::info!(slot = %self.slots[k].name, "retrained model installed");
+    }
+
     /// Runs the promotion gate; on a win, swaps the shadow's model into the champion slot.
     fn maybe_promote(&mut self, event_time: i64) {
         let Some(gate) = &mut self.gate else { return };
@@ -678,6 +945,14 @@ impl<'s> Engine<'s> {
         std::mem::swap(&mut a[0].learner, &mut b[0].learner);
         std::mem::swap(&mut a[0].version, &mut b[0].version);
         self.learned_time.swap(0, k);
+        if let Some(rt) = &mut self.retrain {
+            if let Some(r) = rt.origin[k] {
+                rt.records[r].outcome = RetrainOutcome::Promoted;
+            }
+            rt.origin.swap(0, k);
+        }
+        // The champion slot now holds another model: its publish cadence starts over.
+        self.published_updates = 0;
         let mut metrics = self.slot_metric_map(k);
         metrics.insert(format!("gate_{}_champion", figures.metric), figures.champion);
         metrics.insert(format!("gate_{}_shadow", figures.metric), figures.shadow);
@@ -834,7 +1109,13 @@ impl<'s> Engine<'s> {
         }
     }
 
-    fn events_run(&mut self, batch: &RecordBatch, id: u64, start: usize, end: usize) -> Result<(), EngineError> {
+    fn events_run(
+        &mut self,
+        batch: &RecordBatch,
+        id: u64,
+        start: usize,
+        end: usize,
+    ) -> Result<(), EngineError> {
         if self.encoder.is_none() {
             self.init_model(batch)?;
         }
@@ -893,6 +1174,9 @@ impl<'s> Engine<'s> {
             }
             match self.join.insert_event(xxh3_64(key.as_bytes()), ts, index, &self.row, &self.scores) {
                 EventOutcome::JoinedEarly(y) => {
+                    if let Some(rt) = &mut self.retrain {
+                        rt.buffer.push(&self.row, y, ts);
+                    }
                     for (s, slot) in self.slots.iter_mut().enumerate() {
                         slot.evaluator.record(self.scores[s], y);
                         if let Some(g) = &mut self.gate {
@@ -933,7 +1217,13 @@ impl<'s> Engine<'s> {
         Ok(())
     }
 
-    fn labels_run(&mut self, batch: &RecordBatch, id: u64, start: usize, end: usize) -> Result<(), EngineError> {
+    fn labels_run(
+        &mut self,
+        batch: &RecordBatch,
+        id: u64,
+        start: usize,
+        end: usize,
+    ) -> Result<(), EngineError> {
         if self.label_cols.batch != Some(id) {
             let label_name = self.spec.labels.label.as_ref().map(|l| l.name.as_str()).unwrap_or("label");
             self.label_cols = Resolved {
@@ -953,6 +1243,9 @@ impl<'s> Engine<'s> {
             self.labels += 1;
             let y = ys[r] as f32;
             if let LabelOutcome::Joined(j) = self.join.take_label(xxh3_64(keys.value(r).as_bytes()), ts, y) {
+                if let Some(rt) = &mut self.retrain {
+                    rt.buffer.push(j.row, y, j.event_ts);
+                }
                 for (s, slot) in self.slots.iter_mut().enumerate() {
                     slot.evaluator.record(j.predictions[s], y);
                     if let Some(g) = &mut self.gate {
@@ -979,6 +1272,9 @@ impl<'s> Engine<'s> {
                 self.maybe_promote(ts);
             }
         }
+        if self.retrain.is_some() {
+            self.retrain_tick(times[end - 1]);
+        }
         Ok(())
     }
 
@@ -1002,6 +1298,23 @@ impl<'s> Engine<'s> {
             metrics: self.slots.iter().map(|s| (s.name.clone(), s.evaluator.report())).collect(),
             drift: self.detections.clone(),
             promotions: self.promotions.clone(),
+            retrains: self
+                .retrain
+                .as_ref()
+                .map(|rt| {
+                    rt.records
+                        .iter()
+                        .map(|r| {
+                            let mut r = r.clone();
+                            if r.outcome == RetrainOutcome::Pending {
+                                r.outcome = RetrainOutcome::Rejected;
+                            }
+                            r
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+            retrains_skipped: self.retrain.as_ref().map_or(0, |rt| rt.skipped),
             features: self
                 .encoder
                 .iter()
@@ -1032,7 +1345,6 @@ fn drift_batch(records: &[DriftRecord]) -> RecordBatch {
     ];
     RecordBatch::try_new(schema, cols).expect("drift columns match their schema")
 }
-
 
 /// Column builders of one predictions batch.
 struct PredictionBuilders {

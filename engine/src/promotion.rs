@@ -232,6 +232,13 @@ impl PromotionGate {
         best
     }
 
+    /// Forgets the evidence about one slot (its model was replaced).
+    pub fn reset_slot(&mut self, slot: usize) {
+        if let Some(w) = self.windows.get_mut(slot) {
+            w.clear();
+        }
+    }
+
     /// Forgets all evidence (after a promotion, both models are judged afresh).
     pub fn reset(&mut self) {
         self.windows.iter_mut().for_each(VecDeque::clear);

@@ -90,6 +90,10 @@ pub struct RunSummary {
     pub drift: Vec<DriftRecord>,
     /// Promotions of shadow slots, in order.
     pub promotions: Vec<PromotionRecord>,
+    /// Full retrains, in order.
+    pub retrains: Vec<crate::retrain::RetrainRecord>,
+    /// Retrain triggers skipped (one in flight, or within the cooldown).
+    pub retrains_skipped: u64,
     /// Model versions written to the registry.
     pub published_versions: Vec<u64>,
     /// Registry write failures (the previous version kept serving).
@@ -153,6 +157,13 @@ impl RunSummary {
                 f(m.roc_auc),
                 f(roll),
                 reg
+            );
+        }
+        for r in &self.retrains {
+            let _ = writeln!(
+                s,
+                "  retrain ({}) on {}: {} examples in {:.3}s, loss {:.4}, {:?}",
+                r.trigger, r.device, r.examples, r.seconds, r.final_loss, r.outcome
             );
         }
         for p in &self.promotions {

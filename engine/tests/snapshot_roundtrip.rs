@@ -25,8 +25,11 @@ fn every_learner_kind_round_trips_bit_identically() {
     ];
     for task in [ModelKind::Logistic, ModelKind::Linear] {
         for kind in [OptimizerKind::Sgd, OptimizerKind::Adagrad, OptimizerKind::Ftrl] {
-            let mut encoder = FeatureEncoder::new(specs.clone(), &EncodingConfig { standardize: true, hash_bits: 10 }, 9);
-            let config = LearnerConfig { optimizer: OptimizerConfig { kind, l1: 0.001, l2: 0.001, ..OptimizerConfig::default() } };
+            let mut encoder =
+                FeatureEncoder::new(specs.clone(), &EncodingConfig { standardize: true, hash_bits: 10 }, 9);
+            let config = LearnerConfig {
+                optimizer: OptimizerConfig { kind, l1: 0.001, l2: 0.001, ..OptimizerConfig::default() },
+            };
             let mut learner = config.build(task, encoder.dim());
             let plan = encoder.plan().clone();
             let mut encoded = Vec::new();
@@ -52,7 +55,12 @@ fn every_learner_kind_round_trips_bit_identically() {
                 weights: learner.weights().to_vec(),
                 bias: learner.bias(),
             };
-            registry.publish(&snapshot, Manifest::new("champion", Producer::Online { since: None, updates: 2000 })).unwrap();
+            registry
+                .publish(
+                    &snapshot,
+                    Manifest::new("champion", Producer::Online { since: None, updates: 2000 }),
+                )
+                .unwrap();
             let scorer = Scorer::open(dir.path()).unwrap();
             let frozen = encoder.frozen();
             for i in 5000..6000u64 {
@@ -64,8 +72,17 @@ fn every_learner_kind_round_trips_bit_identically() {
                 encoded.push(plan.boolean(2, flag));
                 let live = learner.predict(&encoded);
                 // Served: raw named features through the mapped snapshot.
-                let served = scorer.score(&[("x", RawValue::Number(x)), ("color", RawValue::Text(color)), ("flag", RawValue::Bool(flag))]);
-                assert_eq!(served.value.to_bits(), live.to_bits(), "{task:?}/{kind:?} row {i}: {} vs {live}", served.value);
+                let served = scorer.score(&[
+                    ("x", RawValue::Number(x)),
+                    ("color", RawValue::Text(color)),
+                    ("flag", RawValue::Bool(flag)),
+                ]);
+                assert_eq!(
+                    served.value.to_bits(),
+                    live.to_bits(),
+                    "{task:?}/{kind:?} row {i}: {} vs {live}",
+                    served.value
+                );
                 assert_eq!(served.version, 1);
             }
         }

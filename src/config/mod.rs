@@ -19,6 +19,7 @@ use eddy_engine::label_join::JoinConfig;
 use eddy_engine::pipeline::{PipelineSpec, RegistrySpec};
 use eddy_engine::promotion::PromotionConfig;
 use eddy_engine::publisher::RegistryConfig;
+use eddy_engine::retrain::RetrainConfig;
 use eddy_engine::slot::{SlotRole, SlotSpec};
 use eddy_engine::source::{LabelField, StreamSpec};
 use eddy_engine::units::ConfigDuration;
@@ -28,6 +29,7 @@ use eddy_scorer::encoding::FeatureKind;
 use eddy_scorer::model::ModelKind;
 use serde::{Deserialize, Serialize};
 
+use crate::admin::AdminConfig;
 use crate::exporter::MetricsConfig;
 
 /// The whole config file.
@@ -76,6 +78,12 @@ pub struct PipelineConfig {
     /// When a shadow slot replaces the champion.
     #[serde(default)]
     pub promotion: Option<PromotionConfig>,
+    /// Full retrains into a shadow slot.
+    #[serde(default)]
+    pub retrain: Option<RetrainConfig>,
+    /// The admin endpoint (manual retrains), off by default.
+    #[serde(default)]
+    pub admin: AdminConfig,
 }
 
 fn default_batch_size() -> usize {
@@ -301,6 +309,7 @@ impl PipelineConfig {
                 config_hash: self.hash(),
             }),
             promotion: self.promotion.clone(),
+            retrain: self.retrain.clone(),
         }
     }
 }

@@ -151,6 +151,43 @@ pub(super) fn check(c: &PipelineConfig, at: &Located) -> Vec<ConfigError> {
             err(format!("promotion.{key}"), message);
         }
     }
+    if let Some(r) = &c.retrain {
+        if !c.model.shadows.iter().any(|s| s.name == r.slot) {
+            err(
+                "retrain.slot".into(),
+                format!(
+                    "no shadow slot named `{}`; add [[model.shadows]] name = \"{}\" (shadows: {})",
+                    r.slot,
+                    r.slot,
+                    c.model.shadows.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(", ")
+                ),
+            );
+        }
+        for d in &r.triggers.on_drift {
+            if !c.drift.contains_key(d) {
+                let names: Vec<String> = c.drift.keys().cloned().collect();
+                let hint = suggest(d, &names).map(|s| format!("; did you mean `{s}`?")).unwrap_or_default();
+                err("retrain.triggers.on_drift".into(), format!("no [drift.{d}] monitor{hint}"));
+            }
+        }
+        for (key, message) in r.problems(c.task()) {
+            err(format!("retrain.{key}"), message);
+        }
+    }
+    if c.admin.enabled {
+        if c.admin.token().is_none() {
+            err("admin.token".into(), "the admin endpoint needs a token (admin.token, or the EDDY_ADMIN_TOKEN environment variable)".into());
+        }
+        if !c.admin.listen.ip().is_loopback() {
+            err(
+                "admin.listen".into(),
+                format!(
+                    "{} is not a loopback address; the admin endpoint only binds to localhost",
+                    c.admin.listen
+                ),
+            );
+        }
+    }
     if c.registry.publish_every_updates == Some(0) {
         err("registry.publish_every_updates".into(), "must be at least 1 (or left out)".into());
     }

@@ -75,6 +75,35 @@ impl LinearLearner {
         }
     }
 
+    /// A model starting from given weights (e.g. a full retrain's result) with fresh optimizer
+    /// accumulators, so that it goes on learning online from there.
+    ///
+    /// # Errors
+    /// When `weights` is empty.
+    pub fn with_weights(
+        kind: ModelKind,
+        weights: Vec<f32>,
+        bias: f32,
+        config: OptimizerConfig,
+    ) -> Result<Self, String> {
+        if weights.is_empty() {
+            return Err("a model needs at least one weight".into());
+        }
+        let mut m = LinearLearner::new(kind, weights.len(), config);
+        if m.config.kind == OptimizerKind::Ftrl {
+            // FTRL's weights are a function of (z, n); with n = 0 the weight w is reproduced by
+            // z = -w · beta / alpha (when |z| > l1), so that learning continues from `weights`.
+            let c = &m.config;
+            for (z, w) in m.z.iter_mut().zip(&weights) {
+                *z = if *w == 0.0 { 0.0 } else { -(w * (c.beta / c.alpha + c.l2)) - w.signum() * c.l1 };
+            }
+            m.bias_z = -bias * (c.beta / c.alpha);
+        }
+        m.weights = weights;
+        m.bias = bias;
+        Ok(m)
+    }
+
     /// Restores a learner from [`OnlineLearner::state`].
     ///
     /// # Errors

@@ -1,0 +1,138 @@
+//! The admin endpoint: `POST /retrain` asks a running daemon for a manual retrain. Off by
+//! default, bound to localhost only, and every request must carry the configured token
+//! (`Authorization: Bearer TOKEN`); `eddy retrain` is its client.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Args;
+use eddy_engine::retrain::ManualTrigger;
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// `[admin]`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminConfig {
+    /// Serve the admin endpoint.
+    pub enabled: bool,
+    /// Loopback address to listen on (port 0 picks a free one).
+    pub listen: SocketAddr,
+    /// The shared secret; `EDDY_ADMIN_TOKEN` is used when this is empty.
+    pub token: String,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig { enabled: false, listen: SocketAddr::from(([127, 0, 0, 1], 9465)), token: String::new() }
+    }
+}
+
+impl AdminConfig {
+    /// The token in force.
+    pub fn token(&self) -> Option<String> {
+        if !self.token.is_empty() {
+            return Some(self.token.clone());
+        }
+        std::env::var("EDDY_ADMIN_TOKEN").ok().filter(|t| !t.is_empty())
+    }
+}
+
+/// Compares in time independent of where the strings differ, so the token cannot be guessed
+/// byte by byte from response times.
+fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Serves the endpoint on a background thread; returns the bound address.
+///
+/// # Errors
+/// When the address cannot be bound.
+pub fn serve(listen: SocketAddr, token: String, manual: ManualTrigger) -> std::io::Result<SocketAddr> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let listener = runtime.block_on(tokio::net::TcpListener::bind(listen))?;
+    let addr = listener.local_addr()?;
+    std::thread::Builder::new().name("admin-http".into()).spawn(move || {
+        runtime.block_on(async move {
+            loop {
+                let Ok((mut stream, _)) = listener.accept().await else { continue };
+                let token = token.clone();
+                let manual = manual.clone();
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 8192];
+                    let n = match tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await {
+                        Ok(Ok(n)) => n,
+                        _ => return,
+                    };
+                    let request = String::from_utf8_lossy(&buf[..n]);
+                    let mut lines = request.lines();
+                    let first = lines.next().unwrap_or("");
+                    let authorized = lines
+                        .filter_map(|l| l.split_once(':'))
+                        .filter(|(k, _)| k.trim().eq_ignore_ascii_case("authorization"))
+                        .any(|(_, v)| v.trim().strip_prefix("Bearer ").is_some_and(|t| same(t.trim(), &token)));
+                    let (status, body) = match (first.split_whitespace().next(), first.split_whitespace().nth(1)) {
+                        (Some("POST"), Some("/retrain")) if authorized => {
+                            manual.request();
+                            ("202 Accepted", "retrain requested\n")
+                        }
+                        (_, Some("/retrain")) if !authorized => ("401 Unauthorized", "missing or wrong token\n"),
+                        (_, Some("/retrain")) => ("405 Method Not Allowed", "use POST\n"),
+                        _ => ("404 Not Found", "try POST /retrain\n"),
+                    };
+                    let head = format!(
+                        "HTTP/1.1 {status}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                        body.len()
+                    );
+                    let _ = stream.write_all(head.as_bytes()).await;
+                    let _ = stream.write_all(body.as_bytes()).await;
+                    let _ = stream.shutdown().await;
+                });
+            }
+        });
+    })?;
+    Ok(addr)
+}
+
+/// `eddy retrain`.
+#[derive(Debug, Args)]
+pub struct RetrainArgs {
+    /// The daemon's admin address.
+    #[arg(long, default_value = "127.0.0.1:9465")]
+    pub admin: String,
+    /// The admin token (or EDDY_ADMIN_TOKEN).
+    #[arg(long, env = "EDDY_ADMIN_TOKEN", hide_env_values = true)]
+    pub token: String,
+}
+
+/// Asks a running daemon for a manual retrain.
+pub fn retrain(args: RetrainArgs) -> ExitCode {
+    let result = (|| -> std::io::Result<String> {
+        let mut s = TcpStream::connect(&args.admin)?;
+        s.set_read_timeout(Some(Duration::from_secs(5)))?;
+        write!(
+            s,
+            "POST /retrain HTTP/1.1\r\nHost: {}\r\nAuthorization: Bearer {}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            args.admin, args.token
+        )?;
+        let mut out = String::new();
+        s.read_to_string(&mut out)?;
+        Ok(out)
+    })();
+    match result {
+        Ok(response) if response.starts_with("HTTP/1.1 202") => {
+            println!("retrain requested");
+            ExitCode::SUCCESS
+        }
+        Ok(response) => {
+            eprintln!("error: {}", response.lines().next().unwrap_or("no response"));
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("error: cannot reach the admin endpoint at {}: {e}", args.admin);
+            ExitCode::FAILURE
+        }
+    }
+}
