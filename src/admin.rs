@@ -10,7 +10,7 @@ use std::time::Duration;
 use clap::Args;
 use eddy_engine::retrain::ManualTrigger;
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 
 /// `[admin]`.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -61,12 +61,7 @@ pub fn serve(listen: SocketAddr, token: String, manual: ManualTrigger) -> std::i
                 let token = token.clone();
                 let manual = manual.clone();
                 tokio::spawn(async move {
-                    let mut buf = vec![0u8; 8192];
-                    let n = match tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf)).await {
-                        Ok(Ok(n)) => n,
-                        _ => return,
-                    };
-                    let request = String::from_utf8_lossy(&buf[..n]);
+                    let Some(request) = crate::exporter::read_head(&mut stream).await else { return };
                     let mut lines = request.lines();
                     let first = lines.next().unwrap_or("");
                     let authorized = lines

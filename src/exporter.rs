@@ -54,12 +54,7 @@ pub fn serve(listen: SocketAddr, handle: PrometheusHandle) -> std::io::Result<So
                 let Ok((mut stream, _)) = listener.accept().await else { continue };
                 let handle = handle.clone();
                 tokio::spawn(async move {
-                    let mut buf = vec![0u8; 4096];
-                    let n = match tokio::time::timeout(std::time::Duration::from_secs(5), stream.read(&mut buf)).await {
-                        Ok(Ok(n)) => n,
-                        _ => return,
-                    };
-                    let request = String::from_utf8_lossy(&buf[..n]);
+                    let Some(request) = read_head(&mut stream).await else { return };
                     let path = request.split_whitespace().nth(1).unwrap_or("/");
                     let (status, content_type, body) = match path {
                         "/metrics" => {
@@ -80,4 +75,20 @@ pub fn serve(listen: SocketAddr, handle: PrometheusHandle) -> std::io::Result<So
         });
     })?;
     Ok(addr)
+}
+
+/// Reads a request's head (up to the blank line), whatever TCP segments it came in, within 5
+/// seconds and 16 KiB.
+pub(crate) async fn read_head(stream: &mut tokio::net::TcpStream) -> Option<String> {
+    let mut buf = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 2048];
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = tokio::time::timeout_at(deadline, stream.read(&mut chunk)).await.ok()?.ok()?;
+        if n == 0 || buf.len() > 16 * 1024 {
+            break;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    Some(String::from_utf8_lossy(&buf).into_owned())
 }

@@ -8,7 +8,7 @@ use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::json;
+use common::{json, KillOnDrop};
 
 fn get(addr: &str, path: &str) -> String {
     let mut last = None;
@@ -58,13 +58,25 @@ detector = { kind = "adwin" }
 listen = "127.0.0.1:0"
 "#;
     std::fs::write(dir.path().join("live.toml"), config).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_eddy"))
-        .args(["run", "-q", "--config", "live.toml", "--summary", "s.json", "--metrics-addr-file", "addr"])
-        .current_dir(dir.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut guard = KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_eddy"))
+            .args([
+                "run",
+                "-q",
+                "--config",
+                "live.toml",
+                "--summary",
+                "s.json",
+                "--metrics-addr-file",
+                "addr",
+            ])
+            .current_dir(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let child = &mut guard.0;
     let deadline = Instant::now() + Duration::from_secs(20);
     let addr = loop {
         if let Ok(a) = std::fs::read_to_string(dir.path().join("addr")) {

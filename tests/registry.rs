@@ -8,7 +8,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{eddy_ok, json};
+use common::{eddy_ok, json, KillOnDrop};
 
 const BASE: &str = r#"[pipeline]
 name = "reg"
@@ -49,13 +49,13 @@ check_every = 500
 "#;
 
 struct ScoreProcess {
-    child: std::process::Child,
+    child: KillOnDrop,
     out: BufReader<std::process::ChildStdout>,
 }
 
 impl ScoreProcess {
     fn version(&mut self) -> u64 {
-        let stdin = self.child.stdin.as_mut().unwrap();
+        let stdin = self.child.0.stdin.as_mut().unwrap();
         writeln!(stdin, r#"{{"x0": 5.0, "x1": 4.0, "x2": 1.0}}"#).unwrap();
         stdin.flush().unwrap();
         let mut line = String::new();
@@ -101,7 +101,7 @@ fn promotion_is_published_with_lineage_and_an_embedded_scorer_swaps_it_in() {
         .spawn()
         .unwrap();
     let out = BufReader::new(child.stdout.take().unwrap());
-    let mut scorer = ScoreProcess { child, out };
+    let mut scorer = ScoreProcess { child: KillOnDrop(child), out };
     assert_eq!(scorer.version(), 3);
 
     // 3. A run with a faster-learning shadow: it wins the gate and is promoted.
@@ -136,5 +136,4 @@ fn promotion_is_published_with_lineage_and_an_embedded_scorer_swaps_it_in() {
     scorer.wait_for(2);
     let history = eddy_ok(dir.path(), &["models", "--registry", "models/reg", "history"]);
     assert!(String::from_utf8_lossy(&history.stdout).contains("\"rollback\""));
-    let _ = scorer.child.kill();
 }

@@ -10,7 +10,7 @@ use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{eddy_ok, json};
+use common::{eddy_ok, json, KillOnDrop};
 
 const DRIFTING: &str = r#"[pipeline]
 name = "rt"
@@ -156,12 +156,15 @@ fn admin_endpoint_refuses_a_missing_or_wrong_token_and_runs_a_manual_retrain() {
         .replace("[registry]\ndir = \"models/rt\"", "[registry]\nenabled = false")
         + "\n[admin]\nenabled = true\nlisten = \"127.0.0.1:0\"\ntoken = \"s3cret\"\n";
     std::fs::write(dir.path().join("live.toml"), config).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_eddy"))
-        .args(["run", "-q", "--config", "live.toml", "--summary", "s.json", "--admin-addr-file", "admin"])
-        .current_dir(dir.path())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut guard = KillOnDrop(
+        Command::new(env!("CARGO_BIN_EXE_eddy"))
+            .args(["run", "-q", "--config", "live.toml", "--summary", "s.json", "--admin-addr-file", "admin"])
+            .current_dir(dir.path())
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let child = &mut guard.0;
     let deadline = Instant::now() + Duration::from_secs(20);
     let addr = loop {
         if let Ok(a) = std::fs::read_to_string(dir.path().join("admin")) {

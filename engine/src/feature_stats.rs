@@ -240,7 +240,7 @@ impl FeatureMonitors {
         for w in &mut self.windows {
             let Some(values) = column(&w.feature) else { continue };
             let keys: Option<KeyColumn<'_>> = w.group_by.as_deref().and_then(|g| KeyColumn::new(batch, g));
-            for r in start..end {
+            for (r, &t) in times.iter().enumerate().take(end).skip(start) {
                 if values.is_null(r) {
                     continue;
                 }
@@ -255,12 +255,12 @@ impl FeatureMonitors {
                         Some(h)
                     }
                 };
-                w.stats.update(key, times[r], values.value(r));
+                w.stats.update(key, t, values.value(r));
             }
         }
         for f in &mut self.references {
             let Some(values) = column(&f.feature) else { continue };
-            for r in start..end {
+            for (r, &t) in times.iter().enumerate().take(end).skip(start) {
                 if values.is_null(r) {
                     continue;
                 }
@@ -270,7 +270,7 @@ impl FeatureMonitors {
                         detector: detector.to_string(),
                         input: format!("feature.{}", f.feature),
                         event_index: event_index0 + (r - start) as u64,
-                        event_time: times[r],
+                        event_time: t,
                         estimate_before: e.reference_mean,
                         estimate_after: e.current_mean,
                     });

@@ -197,10 +197,14 @@ pub struct LabelJoin {
     pending: usize,
     early: HashMap<u64, EarlyLabel>,
     early_order: VecDeque<(u64, i64)>,
-    joined_recent: HashMap<u64, i64>,
+    /// Keys joined within the TTL, oldest first; their `index` value is [`JOINED`], which is how
+    /// a second label for the same event is told apart from an early one.
     joined_order: VecDeque<(u64, i64)>,
     counters: JoinCounters,
 }
+
+/// `index` value of a key that was joined (within the TTL) rather than waiting.
+const JOINED: u64 = u64::MAX;
 
 /// Compact an arena once this many leading items are dead.
 const COMPACT_MIN: usize = 1 << 14;
@@ -224,7 +228,6 @@ impl LabelJoin {
             pending: 0,
             early: HashMap::default(),
             early_order: VecDeque::new(),
-            joined_recent: HashMap::default(),
             joined_order: VecDeque::new(),
             counters: JoinCounters::default(),
         }
@@ -251,7 +254,8 @@ impl LabelJoin {
         (self.entries.len() * entry
             + self.feats.len() * std::mem::size_of::<Feature>()
             + self.preds.len() * 4
-            + (self.early.len() + self.joined_recent.len()) * 40) as u64
+            + self.early.len() * 40
+            + self.joined_order.len() * 32) as u64
     }
 
     fn full(&self) -> bool {
@@ -270,10 +274,10 @@ impl LabelJoin {
         debug_assert_eq!(predictions.len(), self.n_slots);
         if let Some(label) = self.early.remove(&key) {
             self.counters.joined += 1;
-            self.remember_joined(key, ts);
+            self.remember_joined(key, ts, true);
             return EventOutcome::JoinedEarly(label.y);
         }
-        if let Some(&seq) = self.index.get(&key) {
+        if let Some(&seq) = self.index.get(&key).filter(|&&v| v != JOINED) {
             // A second event with a waiting key replaces the first.
             self.counters.duplicate_events += 1;
             self.retire(seq);
@@ -309,14 +313,20 @@ impl LabelJoin {
 
     /// Looks up the event of a label.
     pub fn take_label(&mut self, key: u64, ts: i64, y: f32) -> LabelOutcome<'_> {
-        if let Some(seq) = self.index.remove(&key) {
+        let slot = self.index.get_mut(&key);
+        if let Some(v) = slot {
+            if *v == JOINED {
+                self.counters.duplicate_labels += 1;
+                return LabelOutcome::Duplicate;
+            }
+            let seq = std::mem::replace(v, JOINED);
             let i = (seq - self.base_seq) as usize;
             let e = &mut self.entries[i];
             e.pending = false;
             let e = *e;
             self.pending -= 1;
             self.counters.joined += 1;
-            self.remember_joined(key, e.ts);
+            self.remember_joined(key, e.ts, false);
             let fs = (e.feat_start - self.feats_base) as usize;
             let ps = (seq - self.preds_base) as usize * self.n_slots;
             return LabelOutcome::Joined(Joined {
@@ -325,10 +335,6 @@ impl LabelJoin {
                 row: &self.feats[fs..fs + e.feat_len as usize],
                 predictions: &self.preds[ps..ps + self.n_slots],
             });
-        }
-        if self.joined_recent.contains_key(&key) {
-            self.counters.duplicate_labels += 1;
-            return LabelOutcome::Duplicate;
         }
         if self.early.len() >= self.max_pending || self.size_bytes() >= self.max_bytes {
             self.counters.unmatched_labels += 1;
@@ -374,25 +380,31 @@ impl LabelJoin {
                 break;
             }
             self.joined_order.pop_front();
-            if self.joined_recent.get(&key) == Some(&ts) {
-                self.joined_recent.remove(&key);
-            }
+            self.forget_joined(key);
         }
         if popped {
             self.compact();
         }
     }
 
-    fn remember_joined(&mut self, key: u64, ts: i64) {
-        if self.joined_recent.len() >= self.max_pending {
-            if let Some((k, t)) = self.joined_order.pop_front() {
-                if self.joined_recent.get(&k) == Some(&t) {
-                    self.joined_recent.remove(&k);
-                }
+    /// Remembers that `key` was joined (`insert`: it is not in the index yet, as for an event
+    /// joined with an early label).
+    fn remember_joined(&mut self, key: u64, ts: i64, insert: bool) {
+        if self.joined_order.len() >= self.max_pending {
+            if let Some((k, _)) = self.joined_order.pop_front() {
+                self.forget_joined(k);
             }
         }
-        self.joined_recent.insert(key, ts);
+        if insert {
+            self.index.insert(key, JOINED);
+        }
         self.joined_order.push_back((key, ts));
+    }
+
+    fn forget_joined(&mut self, key: u64) {
+        if self.index.get(&key) == Some(&JOINED) {
+            self.index.remove(&key);
+        }
     }
 
     /// Marks entry `seq` as no longer waiting, without counting a join.

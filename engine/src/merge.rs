@@ -172,7 +172,7 @@ impl StreamMerger {
     ///
     /// # Errors
     /// When a source failed, or sent a batch without its time column.
-    pub fn next(&mut self) -> Result<Next, SourceError> {
+    pub fn next_run(&mut self) -> Result<Next, SourceError> {
         for i in 0..self.inputs.len() {
             self.fill(i)?;
         }
@@ -280,7 +280,7 @@ mod tests {
         }
         let mut m = StreamMerger::new(ins, "ts", "ts", Duration::from_millis(10));
         let mut out = Vec::new();
-        while let Next::Run { input, start, end } = m.next().unwrap() {
+        while let Next::Run { input, start, end } = m.next_run().unwrap() {
             for r in start..end {
                 out.push((input / 2, m.head_times(input)[r]));
             }

@@ -592,7 +592,7 @@ impl<'s> Engine<'s> {
         let mut lane_time: BTreeMap<usize, Instant> = BTreeMap::new();
         let mut rows_since_publish = 0;
         loop {
-            match merger.next()? {
+            match merger.next_run()? {
                 Next::Run { input, start, end } => {
                     let batch = merger.head(input);
                     let id = merger.head_id(input);
@@ -848,18 +848,19 @@ impl<'s> Engine<'s> {
             outcome: RetrainOutcome::Pending,
         };
         match crate::retrain::start(self.spec.task, &config.trainer, &rt.buffer, config.max_columns, init) {
-            Ok((rx, handle, device, reason, examples, columns)) => {
-                record.device = device;
-                record.device_reason = reason;
-                record.examples = examples;
-                record.columns = columns;
+            Ok(started) => {
+                record.device = started.device;
+                record.device_reason = started.reason;
+                record.examples = started.examples;
+                record.columns = started.columns;
                 rt.records.push(record);
+                let install_at = joined + config.install_after;
                 rt.running = Some(Running::new(
                     rt.records.len() - 1,
                     rt.buffer.added(),
-                    joined + config.install_after,
-                    rx,
-                    handle,
+                    install_at,
+                    started.rx,
+                    started.handle,
                 ));
                 rt.cooldown_until = joined + config.cooldown_labels;
                 rt.started = Some(Instant::now());

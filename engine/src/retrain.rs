@@ -265,10 +265,7 @@ impl TrainingBuffer {
     ///
     /// # Errors
     /// When more than `max_columns` distinct columns are used.
-    pub fn dense(
-        &self,
-        max_columns: usize,
-    ) -> Result<(ndarray::Array2<f32>, ndarray::Array1<f32>, Vec<u32>), String> {
+    pub fn dense(&self, max_columns: usize) -> Result<DenseData, String> {
         let mut columns: Vec<u32> = self
             .rows
             .iter()
@@ -298,6 +295,25 @@ impl TrainingBuffer {
         }
         Ok((x, y, columns))
     }
+}
+
+/// A densified training set: features, labels, and the weight index of each column.
+pub type DenseData = (ndarray::Array2<f32>, ndarray::Array1<f32>, Vec<u32>);
+
+/// A retrain that has been started.
+pub struct Started {
+    /// Where its result arrives.
+    pub rx: Receiver<Finished>,
+    /// Its thread.
+    pub handle: JoinHandle<()>,
+    /// Device it runs on.
+    pub device: String,
+    /// Why that device.
+    pub reason: String,
+    /// Examples.
+    pub examples: usize,
+    /// Columns.
+    pub columns: usize,
 }
 
 /// The result of a retrain thread.
@@ -343,7 +359,7 @@ pub fn start(
     buffer: &TrainingBuffer,
     max_columns: usize,
     init: Option<(Vec<f32>, f32)>,
-) -> Result<(Receiver<Finished>, JoinHandle<()>, String, String, usize, usize), String> {
+) -> Result<Started, String> {
     let (x, y, columns) = buffer.dense(max_columns)?;
     let (trainer, choice) = build_trainer(kind, config).map_err(|e| e.to_string())?;
     tracing::info!(device = %choice.device, reason = %choice.reason, examples = y.len(), "retrain started");
@@ -362,7 +378,7 @@ pub fn start(
             let _ = tx.send(Finished { model, columns });
         })
         .map_err(|e| e.to_string())?;
-    Ok((rx, handle, choice.device, choice.reason, examples, ncols))
+    Ok(Started { rx, handle, device: choice.device, reason: choice.reason, examples, columns: ncols })
 }
 
 impl Running {

@@ -13,7 +13,7 @@ use eddy_scorer::snapshot::ModelSnapshot;
 fn row(i: u64) -> (f64, &'static str, bool) {
     let x = ((i * 7919) % 1000) as f64 / 100.0 - 5.0;
     let color = ["red", "green", "blue", "cyan"][(i % 4) as usize];
-    (x, color, i % 3 == 0)
+    (x, color, i.is_multiple_of(3))
 }
 
 #[test]

@@ -8,7 +8,6 @@ mod validate;
 pub use load::load;
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use eddy_connectors::sinks::SinkConfig;
 use eddy_connectors::sources::SourceConfig;
@@ -298,7 +297,7 @@ impl PipelineConfig {
             join: self.join.clone(),
             evaluation: self.evaluation.clone(),
             batch_size: self.pipeline.batch_size,
-            idle_timeout: Duration::from(self.pipeline.idle_timeout.0),
+            idle_timeout: self.pipeline.idle_timeout.0,
             drift: self.drift.iter().map(|(n, c)| (n.clone(), c.clone())).collect(),
             windows: self.windows.iter().map(|(n, c)| (n.clone(), c.clone())).collect(),
             reference_drift: self.reference_drift.clone(),

@@ -86,3 +86,14 @@ enabled = false
     std::fs::write(&path, text).expect("write config");
     path
 }
+
+/// Kills a spawned daemon when a test ends, even by a failed assertion, so no process outlives
+/// its test.
+pub struct KillOnDrop(pub std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

@@ -122,7 +122,7 @@ impl RowDecoder for JsonDecoder {
     }
 
     fn decode_line(&mut self, line: &[u8]) -> Result<RecordBatch, String> {
-        if !line.iter().find(|b| !b.is_ascii_whitespace()).is_some_and(|&b| b == b'{') {
+        if line.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
             return Err("not a JSON object: every line must be one flat {...} object".into());
         }
         let mut d = self.fresh(2)?;
