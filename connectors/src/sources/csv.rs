@@ -163,16 +163,6 @@ impl RowDecoder for CsvDecoder {
         Some(self.schema.as_ref()?.fields().get(n)?.name().clone())
     }
 
-    fn fork(&self) -> Box<dyn RowDecoder> {
-        Box::new(CsvDecoder {
-            normalizer: self.normalizer.clone(),
-            header: self.header.clone(),
-            delimiter: self.delimiter,
-            schema: self.schema.clone(),
-            batch_size: self.batch_size,
-        })
-    }
-
     fn decode_line(&mut self, line: &[u8]) -> Result<RecordBatch, String> {
         let mut d = self.fresh(2)?;
         let mut buf = line.to_vec();

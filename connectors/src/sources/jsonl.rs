@@ -121,15 +121,6 @@ impl RowDecoder for JsonDecoder {
         Some(rest.split('\'').next()?.to_string())
     }
 
-    fn fork(&self) -> Box<dyn RowDecoder> {
-        Box::new(JsonDecoder {
-            normalizer: self.normalizer.clone(),
-            schema: self.schema.clone(),
-            decoder: None,
-            batch_size: self.batch_size,
-        })
-    }
-
     fn decode_line(&mut self, line: &[u8]) -> Result<RecordBatch, String> {
         if line.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
             return Err("not a JSON object: every line must be one flat {...} object".into());
