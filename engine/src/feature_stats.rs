@@ -38,6 +38,19 @@ pub struct FeatureWindowConfig {
     pub stats: WindowedStatsConfig,
 }
 
+/// Where the reference of a PSI/KS check comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReferenceFrom {
+    /// The first `reference_size` values of each feature.
+    #[default]
+    FirstValues,
+    /// The data the current champion was chosen on: the reference is replaced at every
+    /// promotion by the most recent `reference_size` values, so drift is measured against
+    /// what the serving model has seen.
+    Champion,
+}
+
 /// `[reference_drift]`: PSI and KS of each feature between a reference and the recent values.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -45,6 +58,9 @@ pub struct ReferenceDriftSection {
     /// Features to watch; absent means every numeric feature.
     #[serde(default)]
     pub features: Option<Vec<String>>,
+    /// `first_values` (default) or `champion`.
+    #[serde(default)]
+    pub reference: ReferenceFrom,
     /// Reference and window sizes, bins and thresholds. The reference is the first
     /// `reference_size` values of each feature.
     #[serde(default)]
@@ -130,6 +146,9 @@ struct FeatureWindow {
 struct FeatureReference {
     feature: String,
     drift: ReferenceDrift,
+    /// The most recent values, kept only with `reference = "champion"`.
+    recent: Option<std::collections::VecDeque<f64>>,
+    recent_cap: usize,
     psi: Gauge,
     ks: Gauge,
 }
@@ -208,6 +227,9 @@ impl FeatureMonitors {
                 })?;
                 let l: [(&'static str, &str); 1] = [("feature", &feature)];
                 references.push(FeatureReference {
+                    recent: (r.reference == ReferenceFrom::Champion)
+                        .then(|| std::collections::VecDeque::with_capacity(r.settings.reference_size)),
+                    recent_cap: r.settings.reference_size,
                     psi: factory.gauge("eddy_feature_psi", &l),
                     ks: factory.gauge("eddy_feature_ks", &l),
                     feature,
@@ -263,6 +285,12 @@ impl FeatureMonitors {
             for (r, &t) in times.iter().enumerate().take(end).skip(start) {
                 if values.is_null(r) {
                     continue;
+                }
+                if let Some(recent) = &mut f.recent {
+                    if recent.len() == f.recent_cap {
+                        recent.pop_front();
+                    }
+                    recent.push_back(values.value(r));
                 }
                 if let Some(e) = f.drift.update(values.value(r)) {
                     let detector = if e.psi_drift { "reference_drift.psi" } else { "reference_drift.ks" };
@@ -332,6 +360,19 @@ impl FeatureMonitors {
         }
     }
 
+    /// A new champion serves: with `reference = "champion"`, its recent data becomes the
+    /// reference of every feature.
+    pub fn champion_changed(&mut self) {
+        for f in &mut self.references {
+            if let Some(recent) = &f.recent {
+                let values: Vec<f64> = recent.iter().copied().collect();
+                if let Err(e) = f.drift.reset_reference(&values) {
+                    tracing::warn!(feature = %f.feature, "reference not replaced: {e}");
+                }
+            }
+        }
+    }
+
     /// Emits the windows still open at the end of the input.
     pub fn flush(&mut self) -> Vec<ClosedWindow> {
         for w in &mut self.windows {
@@ -372,5 +413,46 @@ impl<'a> KeyColumn<'a> {
             }
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow_array::{ArrayRef, Float64Array, RecordBatch};
+
+    use super::*;
+
+    fn batch(values: &[f64]) -> RecordBatch {
+        RecordBatch::try_from_iter([("x", Arc::new(Float64Array::from(values.to_vec())) as ArrayRef)])
+            .unwrap()
+    }
+
+    /// With `reference = "champion"`, a promotion makes the recent data the reference, so a
+    /// shift that the new champion was chosen on stops counting as drift.
+    #[test]
+    fn champion_reference_follows_promotions() {
+        let mut settings = ReferenceDriftConfig::default();
+        settings.reference_size = 200;
+        settings.current_size = 200;
+        settings.check_every = 50;
+        let section = ReferenceDriftSection { features: None, reference: ReferenceFrom::Champion, settings };
+        let factory = MetricsFactory::noop("t");
+        let mut m = FeatureMonitors::new(&[], Some(&section), &["x".to_string()], &factory).unwrap();
+        let mut detections = Vec::new();
+        let feed = |m: &mut FeatureMonitors, shift: f64, from: u64, detections: &mut Vec<DriftRecord>| {
+            let values: Vec<f64> = (0..400).map(|i| ((i * 37) % 100) as f64 / 100.0 + shift).collect();
+            let times: Vec<i64> = (0..400).map(|i| from as i64 + i).collect();
+            m.update(&batch(&values), &times, 0, 400, from, detections);
+        };
+        feed(&mut m, 0.0, 0, &mut detections);
+        assert!(detections.is_empty());
+        feed(&mut m, 5.0, 400, &mut detections);
+        let before = detections.len();
+        assert!(before > 0, "the shift is drift against the first values");
+        m.champion_changed();
+        feed(&mut m, 5.0, 800, &mut detections);
+        assert_eq!(detections.len(), before, "after the promotion the shifted data is the reference");
     }
 }

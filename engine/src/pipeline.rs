@@ -695,6 +695,15 @@ impl<'s> Engine<'s> {
             },
         };
         let device = retrained.map_or_else(|| "cpu".to_string(), |r| r.device.clone());
+        let retrain_figures: Vec<(String, f64)> = match (retrained, since) {
+            (Some(r), None) => vec![
+                ("retrain_final_loss".into(), r.final_loss),
+                ("retrain_seconds".into(), r.seconds),
+                ("retrain_examples".into(), r.examples as f64),
+                ("retrain_converged".into(), r.converged as u8 as f64),
+            ],
+            _ => Vec::new(),
+        };
         let mut manifest = Manifest::new(
             origin.map_or_else(|| slot.name.clone(), |o| format!("{o} (promoted to {})", slot.name)),
             producer,
@@ -704,6 +713,7 @@ impl<'s> Engine<'s> {
         manifest.examples = slot.learner.updates();
         manifest.event_time = self.learned_time[i].map(|(min_ms, max_ms)| TimeRange { min_ms, max_ms });
         manifest.metrics = metrics;
+        manifest.metrics.extend(retrain_figures);
         manifest.config_hash = registry.config_hash.clone();
         if !publisher.submit(PublishJob { snapshot, manifest, promote }, must) {
             return None;
@@ -952,8 +962,12 @@ impl<'s> Engine<'s> {
             }
             rt.origin.swap(0, k);
         }
-        // The champion slot now holds another model: its publish cadence starts over.
+        // The champion slot now holds another model: its publish cadence starts over, and
+        // feature drift is measured against the data it was chosen on.
         self.published_updates = 0;
+        if let Some(f) = &mut self.features {
+            f.champion_changed();
+        }
         let mut metrics = self.slot_metric_map(k);
         metrics.insert(format!("gate_{}_champion", figures.metric), figures.champion);
         metrics.insert(format!("gate_{}_shadow", figures.metric), figures.shadow);
