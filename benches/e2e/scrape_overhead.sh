@@ -13,10 +13,27 @@ run() { # $1 = scrape (0/1)
     --summary "$tmp/s.json" &
   local pid=$! scrapes=0
   if [ "$1" = 1 ]; then
-    while kill -0 "$pid" 2>/dev/null; do
-      if [ -s "$tmp/addr" ] && curl -s -o /dev/null "http://$(cat "$tmp/addr")/metrics"; then scrapes=$((scrapes+1)); fi
-      sleep 0.1
-    done
+    # One long-lived scraper process (like Prometheus), every 100 ms while eddy runs.
+    scrapes=$(python3 - "$pid" "$tmp/addr" <<'PY'
+import os, sys, time, urllib.request
+pid, addr_file = int(sys.argv[1]), sys.argv[2]
+n = 0
+while True:
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        break
+    try:
+        addr = open(addr_file).read().strip()
+        if addr:
+            urllib.request.urlopen(f"http://{addr}/metrics", timeout=1).read()
+            n += 1
+    except Exception:
+        pass
+    time.sleep(0.1)
+print(n)
+PY
+)
   fi
   wait "$pid"
   python3 -c "import json;d=json.load(open('$tmp/s.json'));print(f\"scrape=$1 events/s={d['events_per_second']:.0f} scrapes=$scrapes\")"
