@@ -58,33 +58,70 @@ impl<'a> BatchEncoder<'a> {
     #[inline]
     pub fn encode(&self, encoder: &mut FeatureEncoder, r: usize, out: &mut Vec<Feature>) {
         out.clear();
-        let standardize = encoder.standardize();
         for (i, col) in self.columns.iter().enumerate() {
-            let kind = encoder.encoding().features[i].kind;
-            match (kind, col) {
-                (FeatureKind::Numeric, Column::Number(a)) if a.is_valid(r) => {
-                    let x = a.value(r);
-                    let stats = encoder.observe(i, x);
-                    out.push(encoder.plan().numeric(i, x, stats, standardize));
-                }
-                (FeatureKind::Categorical, Column::Text(a)) if a.is_valid(r) => {
-                    out.push(encoder.plan().categorical(i, a.value(r).as_bytes()));
-                }
-                (FeatureKind::Categorical, Column::Number(a)) if a.is_valid(r) => {
-                    out.push(encoder.plan().categorical(i, format_number(a.value(r)).as_bytes()));
-                }
-                (FeatureKind::Categorical, Column::Bool(a)) if a.is_valid(r) => {
-                    let v: &[u8] = if a.value(r) { b"true" } else { b"false" };
-                    out.push(encoder.plan().categorical(i, v));
-                }
-                (FeatureKind::Boolean, Column::Bool(a)) if a.is_valid(r) => {
-                    out.push(encoder.plan().boolean(i, a.value(r)));
-                }
-                (FeatureKind::Boolean, Column::Number(a)) if a.is_valid(r) => {
-                    out.push(encoder.plan().boolean(i, a.value(r) != 0.0));
-                }
-                _ => encoder.plan().missing(i, out),
-            }
+            encode_value(encoder, i, col, r, out);
         }
+    }
+
+    /// Encodes row `r` of `batch` with the feature columns at `positions`, without building a
+    /// column view first: when runs are a single row long (events and labels interleaved),
+    /// resolving the typed columns per run would cost more than the row itself.
+    #[inline]
+    pub fn encode_row(
+        encoder: &mut FeatureEncoder,
+        batch: &RecordBatch,
+        positions: &[Option<usize>],
+        r: usize,
+        out: &mut Vec<Feature>,
+    ) {
+        out.clear();
+        for (i, p) in positions.iter().enumerate() {
+            let col = match p.map(|c| batch.column(c)) {
+                None => Column::Absent,
+                Some(c) => {
+                    if let Some(a) = c.as_primitive_opt::<Float64Type>() {
+                        Column::Number(a)
+                    } else if let Some(a) = c.as_string_opt::<i32>() {
+                        Column::Text(a)
+                    } else if let Some(a) = c.as_boolean_opt() {
+                        Column::Bool(a)
+                    } else {
+                        Column::Absent
+                    }
+                }
+            };
+            encode_value(encoder, i, &col, r, out);
+        }
+    }
+}
+
+/// Encodes feature `i` of row `r`.
+#[inline]
+fn encode_value(encoder: &mut FeatureEncoder, i: usize, col: &Column<'_>, r: usize, out: &mut Vec<Feature>) {
+    let standardize = encoder.standardize();
+    let kind = encoder.encoding().features[i].kind;
+    match (kind, col) {
+        (FeatureKind::Numeric, Column::Number(a)) if a.is_valid(r) => {
+            let x = a.value(r);
+            let stats = encoder.observe(i, x);
+            out.push(encoder.plan().numeric(i, x, stats, standardize));
+        }
+        (FeatureKind::Categorical, Column::Text(a)) if a.is_valid(r) => {
+            out.push(encoder.plan().categorical(i, a.value(r).as_bytes()));
+        }
+        (FeatureKind::Categorical, Column::Number(a)) if a.is_valid(r) => {
+            out.push(encoder.plan().categorical(i, format_number(a.value(r)).as_bytes()));
+        }
+        (FeatureKind::Categorical, Column::Bool(a)) if a.is_valid(r) => {
+            let v: &[u8] = if a.value(r) { b"true" } else { b"false" };
+            out.push(encoder.plan().categorical(i, v));
+        }
+        (FeatureKind::Boolean, Column::Bool(a)) if a.is_valid(r) => {
+            out.push(encoder.plan().boolean(i, a.value(r)));
+        }
+        (FeatureKind::Boolean, Column::Number(a)) if a.is_valid(r) => {
+            out.push(encoder.plan().boolean(i, a.value(r) != 0.0));
+        }
+        _ => encoder.plan().missing(i, out),
     }
 }

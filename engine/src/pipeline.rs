@@ -589,7 +589,9 @@ impl<'s> Engine<'s> {
     }
 
     fn run(&mut self, mut merger: StreamMerger) -> Result<(), EngineError> {
-        let mut lane_time: BTreeMap<usize, Instant> = BTreeMap::new();
+        // Per lane: when its current batch started (a small vector: lanes are few and this is
+        // touched on every run).
+        let mut lane_time: Vec<Option<Instant>> = Vec::new();
         let mut rows_since_publish = 0;
         loop {
             match merger.next_run()? {
@@ -599,13 +601,16 @@ impl<'s> Engine<'s> {
                     let role = batch.role;
                     // A batch's latency: from its first row to its last in the engine (runs of
                     // other lanes in between included), timed once per batch, not per run.
-                    lane_time.entry(input).or_insert_with(Instant::now);
+                    if lane_time.len() <= input {
+                        lane_time.resize(input + 1, None);
+                    }
+                    lane_time[input].get_or_insert_with(Instant::now);
                     match role {
                         StreamRole::Events => self.events_run(&batch.batch, id, start, end)?,
                         StreamRole::Labels => self.labels_run(&batch.batch, id, start, end)?,
                     }
                     if merger.consume(input, end) {
-                        if let Some(started) = lane_time.remove(&input) {
+                        if let Some(started) = lane_time[input].take() {
                             let seconds = started.elapsed().as_secs_f64();
                             match role {
                                 StreamRole::Events => self.metrics.score_seconds.record(seconds),
@@ -1159,7 +1164,6 @@ impl<'s> Engine<'s> {
         let emit = !self.predictions.is_empty();
         let n = (end - start) * self.slots.len();
         let mut out = emit.then(|| PredictionBuilders::new(n, self.spec.task));
-        let columns = BatchEncoder::at(batch, &cols.features);
         let feature_monitors: Vec<(usize, &arrow_array::Float64Array)> = cols
             .monitors
             .iter()
@@ -1169,7 +1173,7 @@ impl<'s> Engine<'s> {
             let ts = times[r];
             self.observe_time(ts);
             let key = keys.value(r);
-            columns.encode(&mut encoder, r, &mut self.row);
+            BatchEncoder::encode_row(&mut encoder, batch, &self.event_cols.features, r, &mut self.row);
             for (s, slot) in self.slots.iter().enumerate() {
                 self.scores[s] = slot.learner.predict(&self.row);
             }
