@@ -5,12 +5,14 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Args;
 use eddy_engine::retrain::ManualTrigger;
 use serde::{Deserialize, Serialize};
-use tokio::io::AsyncWriteExt;
+
+use crate::http::{Request, Response};
 
 /// `[admin]`.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -51,44 +53,23 @@ fn same(a: &str, b: &str) -> bool {
 /// # Errors
 /// When the address cannot be bound.
 pub fn serve(listen: SocketAddr, token: String, manual: ManualTrigger) -> std::io::Result<SocketAddr> {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let listener = runtime.block_on(tokio::net::TcpListener::bind(listen))?;
-    let addr = listener.local_addr()?;
-    std::thread::Builder::new().name("admin-http".into()).spawn(move || {
-        runtime.block_on(async move {
-            loop {
-                let Ok((mut stream, _)) = listener.accept().await else { continue };
-                let token = token.clone();
-                let manual = manual.clone();
-                tokio::spawn(async move {
-                    let Some(request) = crate::exporter::read_head(&mut stream).await else { return };
-                    let mut lines = request.lines();
-                    let first = lines.next().unwrap_or("");
-                    let authorized = lines
-                        .filter_map(|l| l.split_once(':'))
-                        .filter(|(k, _)| k.trim().eq_ignore_ascii_case("authorization"))
-                        .any(|(_, v)| v.trim().strip_prefix("Bearer ").is_some_and(|t| same(t.trim(), &token)));
-                    let (status, body) = match (first.split_whitespace().next(), first.split_whitespace().nth(1)) {
-                        (Some("POST"), Some("/retrain")) if authorized => {
-                            manual.request();
-                            ("202 Accepted", "retrain requested\n")
-                        }
-                        (_, Some("/retrain")) if !authorized => ("401 Unauthorized", "missing or wrong token\n"),
-                        (_, Some("/retrain")) => ("405 Method Not Allowed", "use POST\n"),
-                        _ => ("404 Not Found", "try POST /retrain\n"),
-                    };
-                    let head = format!(
-                        "HTTP/1.1 {status}\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                        body.len()
-                    );
-                    let _ = stream.write_all(head.as_bytes()).await;
-                    let _ = stream.write_all(body.as_bytes()).await;
-                    let _ = stream.shutdown().await;
-                });
+    let handler = move |r: &Request| -> Response {
+        let authorized = r
+            .header("authorization")
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .is_some_and(|t| same(t.trim(), &token));
+        let (status, body) = match (r.method.as_str(), r.path.as_str()) {
+            ("POST", "/retrain") if authorized => {
+                manual.request();
+                ("202 Accepted", "retrain requested\n")
             }
-        });
-    })?;
-    Ok(addr)
+            (_, "/retrain") if !authorized => ("401 Unauthorized", "missing or wrong token\n"),
+            (_, "/retrain") => ("405 Method Not Allowed", "use POST\n"),
+            _ => ("404 Not Found", "try POST /retrain\n"),
+        };
+        (status, "text/plain", body.to_string())
+    };
+    crate::http::serve(listen, "admin-http", Arc::new(handler))
 }
 
 /// `eddy retrain`.

@@ -7,6 +7,7 @@ mod config;
 mod detect;
 mod exporter;
 mod generate;
+mod http;
 mod models;
 mod run;
 
