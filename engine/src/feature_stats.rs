@@ -433,10 +433,12 @@ mod tests {
     /// shift that the new champion was chosen on stops counting as drift.
     #[test]
     fn champion_reference_follows_promotions() {
-        let mut settings = ReferenceDriftConfig::default();
-        settings.reference_size = 200;
-        settings.current_size = 200;
-        settings.check_every = 50;
+        let settings = ReferenceDriftConfig {
+            reference_size: 200,
+            current_size: 200,
+            check_every: 50,
+            ..Default::default()
+        };
         let section = ReferenceDriftSection { features: None, reference: ReferenceFrom::Champion, settings };
         let factory = MetricsFactory::noop("t");
         let mut m = FeatureMonitors::new(&[], Some(&section), &["x".to_string()], &factory).unwrap();
