@@ -453,6 +453,7 @@ struct RetrainState {
     cooldown_until: u64,
     last_every: u64,
     last_schedule: Option<i64>,
+    last_wall: Instant,
     detections_seen: usize,
     /// The retrain record whose model each slot holds, if any.
     origin: Vec<Option<usize>>,
@@ -523,6 +524,7 @@ impl<'s> Engine<'s> {
                     cooldown_until: 0,
                     last_every: 0,
                     last_schedule: None,
+                    last_wall: Instant::now(),
                     detections_seen: 0,
                     origin: vec![None; spec.slots.len()],
                     started: None,
@@ -780,6 +782,12 @@ impl<'s> Engine<'s> {
                 if joined >= rt.last_every + n {
                     rt.last_every = joined;
                     fired.push("every_labels".into());
+                }
+            }
+            if let Some(every) = config.triggers.every_wall {
+                if rt.last_wall.elapsed() >= every.0 {
+                    rt.last_wall = Instant::now();
+                    fired.push("schedule_wall".into());
                 }
             }
             if let Some(every) = config.triggers.every {

@@ -66,6 +66,10 @@ pub struct TriggerConfig {
     /// Retrain every this much event time.
     #[serde(default)]
     pub every: Option<ConfigDuration>,
+    /// Retrain every this much wall-clock time (for live daemons; a replay that uses it is no
+    /// longer deterministic).
+    #[serde(default)]
+    pub every_wall: Option<ConfigDuration>,
     /// Retrain when the champion's rolling metric crosses this floor.
     #[serde(default)]
     pub performance_floor: Option<PerformanceFloor>,

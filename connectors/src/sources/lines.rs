@@ -148,7 +148,6 @@ impl LineReader {
             }
         }
     }
-
 }
 
 /// Registers the line `buf[start..end]` (its newline excluded) unless it is blank; every line,
@@ -189,7 +188,10 @@ mod tests {
     #[test]
     fn chunks_split_at_max_lines_and_resume() {
         let data: Vec<u8> = (0..10).flat_map(|i| format!("line{i}\n").into_bytes()).collect();
-        let mut r = LineReader::new(Box::new(std::io::BufReader::with_capacity(7, std::io::Cursor::new(data))), false);
+        let mut r = LineReader::new(
+            Box::new(std::io::BufReader::with_capacity(7, std::io::Cursor::new(data))),
+            false,
+        );
         let mut seen = Vec::new();
         loop {
             let mut c = LineChunk::default();
