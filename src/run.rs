@@ -170,15 +170,19 @@ fn install_signal_handlers(control: &RunControl) -> Result<(), Box<dyn std::erro
 fn progress_bar(control: &RunControl) -> (indicatif::ProgressBar, std::thread::JoinHandle<()>) {
     let bar = indicatif::ProgressBar::new_spinner();
     bar.set_style(
-        indicatif::ProgressStyle::with_template("{spinner} {elapsed_precise} {human_pos} events  {per_sec}")
+        indicatif::ProgressStyle::with_template("{spinner} {elapsed_precise} {human_pos} events  {msg}")
             .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
     );
     let events = control.events.clone();
     let stop = control.stop.clone();
     let b = bar.clone();
     let handle = std::thread::spawn(move || {
+        let started = std::time::Instant::now();
         while !stop.load(Ordering::Relaxed) {
-            b.set_position(events.load(Ordering::Relaxed));
+            let n = events.load(Ordering::Relaxed);
+            b.set_position(n);
+            let rate = n as f64 / started.elapsed().as_secs_f64().max(1e-3);
+            b.set_message(format!("{rate:.0} events/s"));
             std::thread::sleep(Duration::from_millis(100));
         }
     });

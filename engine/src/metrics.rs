@@ -64,6 +64,7 @@ pub const METRICS: &[(&str, &str, &str)] = &[
     ("eddy_window_state_bytes", "bytes", "Memory held by a feature's window state."),
     ("eddy_window_keys", "count", "Group-by keys with open windows."),
     ("eddy_retrain_triggers_total", "count", "Retrain triggers acted on, by trigger."),
+    ("eddy_retrain_outcomes_total", "count", "Retrains by final outcome (promoted, superseded, failed)."),
     ("eddy_retrain_skipped_total", "count", "Retrain triggers skipped, by reason (in_flight, cooldown)."),
     (
         "eddy_retrain_duration_seconds",

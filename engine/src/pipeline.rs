@@ -462,7 +462,22 @@ struct RetrainState {
     metrics: RetrainMetrics,
 }
 
+impl RetrainMetrics {
+    /// Counts a retrain reaching a final outcome (`rejected` is only known when the run ends,
+    /// and is reported in the summary).
+    fn count(&self, outcome: RetrainOutcome) {
+        let i = match outcome {
+            RetrainOutcome::Promoted => 0,
+            RetrainOutcome::Superseded => 1,
+            RetrainOutcome::Failed => 2,
+            RetrainOutcome::Pending | RetrainOutcome::Rejected => return,
+        };
+        self.outcomes[i].increment(1);
+    }
+}
+
 struct RetrainMetrics {
+    outcomes: [metrics::Counter; 3],
     skipped_busy: metrics::Counter,
     skipped_cooldown: metrics::Counter,
     duration: metrics::Histogram,
@@ -530,6 +545,8 @@ impl<'s> Engine<'s> {
                     started: None,
                     skipped: 0,
                     metrics: RetrainMetrics {
+                        outcomes: ["promoted", "superseded", "failed"]
+                            .map(|o| factory.counter("eddy_retrain_outcomes_total", &[("outcome", o)])),
                         skipped_busy: factory
                             .counter("eddy_retrain_skipped_total", &[("reason", "in_flight")]),
                         skipped_cooldown: factory
@@ -892,6 +909,7 @@ impl<'s> Engine<'s> {
                 tracing::error!(trigger = %trigger, "retrain could not start: {e}");
                 record.outcome = RetrainOutcome::Failed;
                 record.device_reason = e;
+                rt.metrics.count(RetrainOutcome::Failed);
                 rt.records.push(record);
             }
         }
@@ -908,6 +926,7 @@ impl<'s> Engine<'s> {
             Ok(m) => m,
             Err(e) => {
                 tracing::error!("retrain failed: {e}");
+                rt.metrics.count(RetrainOutcome::Failed);
                 record.outcome = RetrainOutcome::Failed;
                 record.device_reason = e;
                 return;
@@ -931,6 +950,7 @@ impl<'s> Engine<'s> {
             Err(e) => {
                 record.outcome = RetrainOutcome::Failed;
                 record.device_reason = e;
+                rt.metrics.count(RetrainOutcome::Failed);
                 return;
             }
         };
@@ -941,6 +961,7 @@ impl<'s> Engine<'s> {
         if let Some(previous) = rt.origin[k] {
             if rt.records[previous].outcome == RetrainOutcome::Pending {
                 rt.records[previous].outcome = RetrainOutcome::Superseded;
+                rt.metrics.count(RetrainOutcome::Superseded);
             }
         }
         rt.origin[k] = Some(run.record);
@@ -972,6 +993,7 @@ impl<'s> Engine<'s> {
         if let Some(rt) = &mut self.retrain {
             if let Some(r) = rt.origin[k] {
                 rt.records[r].outcome = RetrainOutcome::Promoted;
+                rt.metrics.count(RetrainOutcome::Promoted);
             }
             rt.origin.swap(0, k);
         }
