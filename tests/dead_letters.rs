@@ -102,3 +102,35 @@ fn bad_csv_records_are_dead_lettered() {
     let s = json(&dir.path().join("summary.json"));
     assert_eq!((s["events"].as_u64(), s["joined"].as_u64()), (Some(2), Some(2)));
 }
+
+/// A sink that cannot write (here: a full disk) stops the run with an error that names the
+/// sink and the cause, instead of silently losing output.
+#[test]
+fn a_failing_sink_stops_the_run_with_its_own_error() {
+    if !std::path::Path::new("/dev/full").exists() {
+        println!("skipped: /dev/full is not available on this system");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let q = common::root().join("configs/quickstart.toml");
+    let out = common::eddy(
+        dir.path(),
+        &[
+            "run",
+            "-q",
+            "--config",
+            q.to_str().unwrap(),
+            "--set",
+            "sinks.predictions.path=/dev/full",
+            "--set",
+            "metrics.enabled=false",
+            "--set",
+            "registry.enabled=false",
+            "--set",
+            "sources.stream.events=50000",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("sink `predictions`") && err.contains("No space left"), "{err}");
+}

@@ -12,6 +12,9 @@ pub enum EngineError {
     /// A sink failed.
     #[error(transparent)]
     Sink(#[from] SinkError),
+    /// A sink thread ended early; its own error (reported instead when known) says why.
+    #[error("a sink stopped accepting output")]
+    SinkStopped,
     /// The inputs do not fit the pipeline (e.g. no feature left after removing key and time).
     #[error("{0}")]
     Input(String),

@@ -292,7 +292,10 @@ impl Pipeline {
             match h.join() {
                 Ok(Ok(())) => {}
                 Ok(Err(e)) => {
-                    first_error.get_or_insert(EngineError::Sink(e));
+                    // The sink's own error explains an engine "sink stopped" error: prefer it.
+                    if matches!(first_error, None | Some(EngineError::SinkStopped)) {
+                        first_error = Some(EngineError::Sink(e));
+                    }
                 }
                 Err(_) => {
                     first_error.get_or_insert(EngineError::Internal(format!("sink `{name}` panicked")));
@@ -1073,7 +1076,7 @@ impl<'s> Engine<'s> {
             let batch = drift_batch(&self.detections[self.drift_published..]);
             self.drift_published = self.detections.len();
             for tx in &self.drift_outputs {
-                tx.send(batch.clone()).map_err(|_| EngineError::Internal("drift sink stopped".into()))?;
+                tx.send(batch.clone()).map_err(|_| EngineError::SinkStopped)?;
             }
         }
         Ok(())
@@ -1259,8 +1262,7 @@ impl<'s> Engine<'s> {
         if let Some(out) = out {
             let batch = out.finish(self.prediction_schema.clone());
             for tx in &self.predictions {
-                tx.send(batch.clone())
-                    .map_err(|_| EngineError::Internal("predictions sink stopped".into()))?;
+                tx.send(batch.clone()).map_err(|_| EngineError::SinkStopped)?;
             }
         }
         Ok(())
