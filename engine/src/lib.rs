@@ -8,6 +8,7 @@
 //! [`sink::Sink`]s.
 #![warn(missing_docs)]
 
+mod dataflow;
 pub mod drift;
 pub mod encode;
 pub mod error;
@@ -16,6 +17,7 @@ pub mod feature_stats;
 pub mod label_join;
 pub mod merge;
 pub mod metrics;
+mod model_lifecycle;
 pub mod pipeline;
 pub mod promotion;
 pub mod publisher;
