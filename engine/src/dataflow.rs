@@ -57,12 +57,66 @@ fn position(batch: &RecordBatch, name: &str) -> Result<usize, EngineError> {
     })
 }
 
+/// The models and everything that judges them: what learning one joined label touches. Kept
+/// apart from the join buffer so a joined row can be learned while the buffer still lends it.
+pub(crate) struct Learning {
+    /// Model slots; the first is the champion.
+    pub(crate) slots: Vec<Slot>,
+    /// The promotion gate, when configured.
+    pub(crate) gate: Option<PromotionGate>,
+    /// Event-time range each slot has learned from.
+    pub(crate) learned_time: Vec<Option<(i64, i64)>>,
+    /// Drift monitors.
+    pub(crate) monitors: Vec<DriftMonitor>,
+    /// Monitors of each slot's error stream.
+    pub(crate) error_monitors: Vec<Vec<usize>>,
+    /// Drift detections so far.
+    pub(crate) detections: Vec<DriftRecord>,
+}
+
+impl Learning {
+    /// Learns one joined example: each slot's earlier prediction is evaluated (prequential),
+    /// judged by the gate and the error monitors, then the slot learns the row; the example
+    /// also enters the training buffer when retrains are on.
+    #[inline]
+    fn learn(
+        &mut self,
+        row: &[Feature],
+        predictions: &[f32],
+        y: f32,
+        event_index: u64,
+        event_ts: i64,
+        buffer: Option<&mut TrainingBuffer>,
+    ) {
+        if let Some(b) = buffer {
+            b.push(row, y, event_ts);
+        }
+        for (s, slot) in self.slots.iter_mut().enumerate() {
+            let p = predictions[s];
+            slot.evaluator.record(p, y);
+            if let Some(g) = &mut self.gate {
+                g.record(s, p, y);
+            }
+            let t = &mut self.learned_time[s];
+            *t = Some(t.map_or((event_ts, event_ts), |(a, b)| (a.min(event_ts), b.max(event_ts))));
+            slot.learner.learn(row, y);
+            for &m in &self.error_monitors[s] {
+                let monitor = &mut self.monitors[m];
+                let DriftInput::SlotError { error, .. } = monitor.input else { continue };
+                if let Some(d) = monitor.update(error.of(p, y), event_index, event_ts) {
+                    self.detections.push(d);
+                }
+            }
+        }
+    }
+}
+
 /// The engine thread's state.
 pub(crate) struct Engine<'s> {
     pub(crate) spec: &'s PipelineSpec,
     pub(crate) control: RunControl,
     pub(crate) encoder: Option<FeatureEncoder>,
-    pub(crate) slots: Vec<Slot>,
+    pub(crate) learning: Learning,
     pub(crate) join: LabelJoin,
     pub(crate) predictions: Vec<Sender<RecordBatch>>,
     pub(crate) prediction_schema: SchemaRef,
@@ -78,10 +132,6 @@ pub(crate) struct Engine<'s> {
     pub(crate) published_events: u64,
     pub(crate) published_labels: u64,
     pub(crate) published_late: u64,
-    pub(crate) monitors: Vec<DriftMonitor>,
-    /// Monitors of each slot's error stream.
-    pub(crate) error_monitors: Vec<Vec<usize>>,
-    pub(crate) detections: Vec<DriftRecord>,
     pub(crate) drift_outputs: Vec<Sender<RecordBatch>>,
     pub(crate) drift_published: usize,
     pub(crate) factory: MetricsFactory,
@@ -91,9 +141,6 @@ pub(crate) struct Engine<'s> {
     /// Champion updates at its last publish.
     pub(crate) published_updates: u64,
     pub(crate) published_at: Instant,
-    /// Event-time range each slot has learned from.
-    pub(crate) learned_time: Vec<Option<(i64, i64)>>,
-    pub(crate) gate: Option<PromotionGate>,
     pub(crate) promotions: Vec<PromotionRecord>,
     pub(crate) event_cols: Resolved,
     pub(crate) label_cols: Resolved,
@@ -185,7 +232,14 @@ impl<'s> Engine<'s> {
             spec,
             control,
             encoder: None,
-            slots: Vec::new(),
+            learning: Learning {
+                slots: Vec::new(),
+                gate: spec.promotion.clone().map(|c| PromotionGate::new(c, spec.slots.len())),
+                learned_time: vec![None; spec.slots.len()],
+                monitors,
+                error_monitors,
+                detections: Vec::new(),
+            },
             join: LabelJoin::new(&spec.join, spec.slots.len()),
             predictions,
             prediction_schema: Arc::new(Schema::new(fields)),
@@ -201,9 +255,6 @@ impl<'s> Engine<'s> {
             published_events: 0,
             published_labels: 0,
             published_late: 0,
-            monitors,
-            error_monitors,
-            detections: Vec::new(),
             drift_outputs,
             drift_published: 0,
             factory: factory.clone(),
@@ -212,8 +263,6 @@ impl<'s> Engine<'s> {
             next_version,
             published_updates: 0,
             published_at: Instant::now(),
-            learned_time: vec![None; spec.slots.len()],
-            gate: spec.promotion.clone().map(|c| PromotionGate::new(c, spec.slots.len())),
             promotions: Vec::new(),
             event_cols: Resolved::default(),
             label_cols: Resolved::default(),
@@ -284,12 +333,12 @@ impl<'s> Engine<'s> {
     /// Feeds closed windows to the monitors that watch them.
     fn feed_windows(&mut self, closed: Vec<ClosedWindow>) {
         for (window, feature, result) in closed {
-            for m in &mut self.monitors {
+            for m in &mut self.learning.monitors {
                 if let DriftInput::Window { window: w, feature: f, stat } = &m.input {
                     if *w == window && *f == feature {
                         if let Some(x) = window_stat(&result, stat) {
                             if let Some(d) = m.update(x, self.events, result.end) {
-                                self.detections.push(d);
+                                self.learning.detections.push(d);
                             }
                         }
                     }
@@ -327,7 +376,7 @@ impl<'s> Engine<'s> {
         self.published_events = self.events;
         self.published_labels = self.labels;
         self.published_late = self.late;
-        for (slot, h) in self.slots.iter().zip(&self.slot_metrics) {
+        for (slot, h) in self.learning.slots.iter().zip(&self.slot_metrics) {
             h.labels.absolute(slot.evaluator.labels());
             h.version.set(slot.version as f64);
             let r = slot.evaluator.rolling_figures();
@@ -344,12 +393,12 @@ impl<'s> Engine<'s> {
                 h.auc.set(auc);
             }
         }
-        for monitor in &self.monitors {
+        for monitor in &self.learning.monitors {
             monitor.publish();
         }
-        if self.detections.len() > self.drift_published {
-            let batch = drift_batch(&self.detections[self.drift_published..]);
-            self.drift_published = self.detections.len();
+        if self.learning.detections.len() > self.drift_published {
+            let batch = drift_batch(&self.learning.detections[self.drift_published..]);
+            self.drift_published = self.learning.detections.len();
             for tx in &self.drift_outputs {
                 tx.send(batch.clone()).map_err(|_| EngineError::SinkStopped)?;
             }
@@ -416,7 +465,7 @@ impl<'s> Engine<'s> {
         .map_err(EngineError::Input)?;
         self.features = (!monitors.is_empty()).then_some(monitors);
         let encoder = FeatureEncoder::new(features, &self.spec.encoding, self.spec.seed);
-        self.slots = self
+        self.learning.slots = self
             .spec
             .slots
             .iter()
@@ -456,6 +505,7 @@ impl<'s> Engine<'s> {
                 label: 0,
                 features: BatchEncoder::positions(&encoder, batch),
                 monitors: self
+                    .learning
                     .monitors
                     .iter()
                     .enumerate()
@@ -470,7 +520,7 @@ impl<'s> Engine<'s> {
         let keys = batch.column(cols.key).as_string::<i32>();
         let times = batch.column(cols.time).as_primitive::<Int64Type>().values();
         let emit = !self.predictions.is_empty();
-        let n = (end - start) * self.slots.len();
+        let n = (end - start) * self.learning.slots.len();
         let mut out = emit.then(|| PredictionBuilders::new(n, self.spec.task));
         let feature_monitors: Vec<(usize, &arrow_array::Float64Array)> = cols
             .monitors
@@ -482,11 +532,11 @@ impl<'s> Engine<'s> {
             self.observe_time(ts);
             let key = keys.value(r);
             BatchEncoder::encode_row(&mut encoder, batch, &self.event_cols.features, r, &mut self.row);
-            for (s, slot) in self.slots.iter().enumerate() {
+            for (s, slot) in self.learning.slots.iter().enumerate() {
                 self.scores[s] = slot.learner.predict(&self.row);
             }
             if let Some(out) = &mut out {
-                for (s, slot) in self.slots.iter().enumerate() {
+                for (s, slot) in self.learning.slots.iter().enumerate() {
                     out.push(key, ts, &slot.name, slot.version, self.scores[s]);
                 }
             }
@@ -494,39 +544,29 @@ impl<'s> Engine<'s> {
             self.events += 1;
             for (m, values) in &feature_monitors {
                 if values.is_valid(r) {
-                    if let Some(d) = self.monitors[*m].update(values.value(r), index, ts) {
-                        self.detections.push(d);
+                    if let Some(d) = self.learning.monitors[*m].update(values.value(r), index, ts) {
+                        self.learning.detections.push(d);
                     }
                 }
             }
             match self.join.insert_event(xxh3_64(key.as_bytes()), ts, index, &self.row, &self.scores) {
                 EventOutcome::JoinedEarly(y) => {
-                    if let Some(rt) = &mut self.retrain {
-                        rt.buffer.push(&self.row, y, ts);
-                    }
-                    for (s, slot) in self.slots.iter_mut().enumerate() {
-                        slot.evaluator.record(self.scores[s], y);
-                        if let Some(g) = &mut self.gate {
-                            g.record(s, self.scores[s], y);
-                        }
-                        let t = &mut self.learned_time[s];
-                        *t = Some(t.map_or((ts, ts), |(a, b)| (a.min(ts), b.max(ts))));
-                        slot.learner.learn(&self.row, y);
-                        for &m in &self.error_monitors[s] {
-                            let monitor = &mut self.monitors[m];
-                            let DriftInput::SlotError { error, .. } = monitor.input else { continue };
-                            if let Some(d) = monitor.update(error.of(self.scores[s], y), index, ts) {
-                                self.detections.push(d);
-                            }
-                        }
-                    }
+                    let buffer = self.retrain.as_mut().map(|rt| &mut rt.buffer);
+                    self.learning.learn(&self.row, &self.scores, y, index, ts, buffer);
                 }
                 EventOutcome::Buffered | EventOutcome::Rejected => {}
             }
         }
         self.encoder = Some(encoder);
         if let Some(f) = &mut self.features {
-            f.update(batch, times, start, end, self.events - (end - start) as u64, &mut self.detections);
+            f.update(
+                batch,
+                times,
+                start,
+                end,
+                self.events - (end - start) as u64,
+                &mut self.learning.detections,
+            );
             let watermark = self.max_ts.saturating_sub(self.spec.join.allowed_lateness.as_millis_i64());
             let closed = f.advance(watermark);
             if !closed.is_empty() {
@@ -569,32 +609,10 @@ impl<'s> Engine<'s> {
             self.labels += 1;
             let y = ys[r] as f32;
             if let LabelOutcome::Joined(j) = self.join.take_label(xxh3_64(keys.value(r).as_bytes()), ts, y) {
-                if let Some(rt) = &mut self.retrain {
-                    rt.buffer.push(j.row, y, j.event_ts);
-                }
-                for (s, slot) in self.slots.iter_mut().enumerate() {
-                    slot.evaluator.record(j.predictions[s], y);
-                    if let Some(g) = &mut self.gate {
-                        g.record(s, j.predictions[s], y);
-                    }
-                    let t = &mut self.learned_time[s];
-                    *t =
-                        Some(t.map_or((j.event_ts, j.event_ts), |(a, b)| {
-                            (a.min(j.event_ts), b.max(j.event_ts))
-                        }));
-                    slot.learner.learn(j.row, y);
-                    for &m in &self.error_monitors[s] {
-                        let monitor = &mut self.monitors[m];
-                        let DriftInput::SlotError { error, .. } = monitor.input else { continue };
-                        if let Some(d) =
-                            monitor.update(error.of(j.predictions[s], y), j.event_index, j.event_ts)
-                        {
-                            self.detections.push(d);
-                        }
-                    }
-                }
+                let buffer = self.retrain.as_mut().map(|rt| &mut rt.buffer);
+                self.learning.learn(j.row, j.predictions, y, j.event_index, j.event_ts, buffer);
             }
-            if self.gate.is_some() {
+            if self.learning.gate.is_some() {
                 self.maybe_promote(ts);
             }
         }
@@ -621,8 +639,8 @@ impl<'s> Engine<'s> {
             late_records: self.late,
             pending_at_end: self.join.pending() as u64,
             waiting_labels_at_end: self.join.waiting_labels() as u64,
-            metrics: self.slots.iter().map(|s| (s.name.clone(), s.evaluator.report())).collect(),
-            drift: self.detections.clone(),
+            metrics: self.learning.slots.iter().map(|s| (s.name.clone(), s.evaluator.report())).collect(),
+            drift: self.learning.detections.clone(),
             promotions: self.promotions.clone(),
             retrains: self
                 .retrain

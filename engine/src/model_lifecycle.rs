@@ -70,7 +70,7 @@ impl<'s> Engine<'s> {
         let encoder = self.encoder.as_ref()?;
         let publisher = self.publisher.as_mut()?;
         let registry = self.spec.registry.as_ref()?;
-        let slot = &self.slots[i];
+        let slot = &self.learning.slots[i];
         let version = self.next_version;
         let snapshot = ModelSnapshot {
             version,
@@ -109,7 +109,8 @@ impl<'s> Engine<'s> {
         manifest.device = device;
         manifest.parent = since;
         manifest.examples = slot.learner.updates();
-        manifest.event_time = self.learned_time[i].map(|(min_ms, max_ms)| TimeRange { min_ms, max_ms });
+        manifest.event_time =
+            self.learning.learned_time[i].map(|(min_ms, max_ms)| TimeRange { min_ms, max_ms });
         manifest.metrics = metrics;
         manifest.metrics.extend(retrain_figures);
         manifest.config_hash = registry.config_hash.clone();
@@ -117,16 +118,16 @@ impl<'s> Engine<'s> {
             return None;
         }
         self.next_version += 1;
-        self.slots[i].version = version;
+        self.learning.slots[i].version = version;
         if i == 0 {
-            self.published_updates = self.slots[0].learner.updates();
+            self.published_updates = self.learning.slots[0].learner.updates();
             self.published_at = Instant::now();
         }
         Some(version)
     }
 
     pub(crate) fn slot_metric_map(&self, i: usize) -> BTreeMap<String, f64> {
-        let r = self.slots[i].evaluator.rolling_figures();
+        let r = self.learning.slots[i].evaluator.rolling_figures();
         [
             ("rolling_accuracy", r.accuracy),
             ("rolling_log_loss", r.log_loss),
@@ -135,19 +136,19 @@ impl<'s> Engine<'s> {
         ]
         .into_iter()
         .filter_map(|(k, v)| v.map(|v| (k.to_string(), v)))
-        .chain(std::iter::once(("labels".to_string(), self.slots[i].evaluator.labels() as f64)))
+        .chain(std::iter::once(("labels".to_string(), self.learning.slots[i].evaluator.labels() as f64)))
         .collect()
     }
 
     /// Publishes the champion when its cadence says so (or `force`, at the end of the run).
     pub(crate) fn maybe_publish_champion(&mut self, force: bool) {
         let Some(registry) = &self.spec.registry else { return };
-        if self.slots.is_empty() {
+        if self.learning.slots.is_empty() {
             return;
         }
-        let updates = self.slots[0].learner.updates();
+        let updates = self.learning.slots[0].learner.updates();
         let new = updates - self.published_updates;
-        let due = force && (new > 0 || self.slots[0].version == 0)
+        let due = force && (new > 0 || self.learning.slots[0].version == 0)
             || new > 0
                 && (registry.every_updates.is_some_and(|n| new >= n)
                     || registry.interval.is_some_and(|d| self.published_at.elapsed() >= d));
@@ -163,12 +164,12 @@ impl<'s> Engine<'s> {
         let joined = self.join.counters().joined;
         let mut fired: Vec<String> = Vec::new();
         if let Some(rt) = &mut self.retrain {
-            for d in &self.detections[rt.detections_seen..] {
+            for d in &self.learning.detections[rt.detections_seen..] {
                 if config.triggers.on_drift.contains(&d.detector) {
                     fired.push(format!("drift:{}", d.detector));
                 }
             }
-            rt.detections_seen = self.detections.len();
+            rt.detections_seen = self.learning.detections.len();
             if let Some(n) = config.triggers.every_labels {
                 if joined >= rt.last_every + n {
                     rt.last_every = joined;
@@ -193,7 +194,7 @@ impl<'s> Engine<'s> {
             }
         }
         if let Some(floor) = &config.triggers.performance_floor {
-            let e = &self.slots[0].evaluator;
+            let e = &self.learning.slots[0].evaluator;
             if e.labels() >= self.spec.evaluation.rolling_window as u64 {
                 let r = e.rolling_figures();
                 let below = match floor.metric.as_str() {
@@ -243,10 +244,9 @@ impl<'s> Engine<'s> {
 
     pub(crate) fn start_retrain(&mut self, trigger: String, joined: u64) {
         let config = self.spec.retrain.as_ref().expect("retrain configured");
-        let init = config
-            .trainer
-            .warm_start
-            .then(|| (self.slots[0].learner.weights().to_vec(), self.slots[0].learner.bias()));
+        let init = config.trainer.warm_start.then(|| {
+            (self.learning.slots[0].learner.weights().to_vec(), self.learning.slots[0].learner.bias())
+        });
         let rt = self.retrain.as_mut().expect("retrain state");
         let mut record = RetrainRecord {
             trigger: trigger.clone(),
@@ -311,7 +311,7 @@ impl<'s> Engine<'s> {
         record.converged = model.converged;
         record.installed_at_label = Some(joined);
         let k = rt.slot;
-        let dim = self.slots[k].learner.weights().len();
+        let dim = self.learning.slots[k].learner.weights().len();
         let mut weights = vec![0.0f32; dim];
         for (j, &c) in done.columns.iter().enumerate() {
             if let Some(w) = weights.get_mut(c as usize) {
@@ -339,31 +339,31 @@ impl<'s> Engine<'s> {
             }
         }
         rt.origin[k] = Some(run.record);
-        self.slots[k].learner = Box::new(learner);
-        self.slots[k].version = 0;
-        self.learned_time[k] = None;
-        if let Some(g) = &mut self.gate {
+        self.learning.slots[k].learner = Box::new(learner);
+        self.learning.slots[k].version = 0;
+        self.learning.learned_time[k] = None;
+        if let Some(g) = &mut self.learning.gate {
             g.reset_slot(k);
         }
-        tracing::info!(slot = %self.slots[k].name, "retrained model installed");
+        tracing::info!(slot = %self.learning.slots[k].name, "retrained model installed");
     }
 
     /// Runs the promotion gate; on a win, swaps the shadow's model into the champion slot.
     pub(crate) fn maybe_promote(&mut self, event_time: i64) {
-        let Some(gate) = &mut self.gate else { return };
+        let Some(gate) = &mut self.learning.gate else { return };
         if !gate.due() {
             return;
         }
         let Some((k, figures)) = gate.check() else { return };
         gate.reset();
-        let old_version = self.slots[0].version;
+        let old_version = self.learning.slots[0].version;
         // Record the demoted champion as it is now, then swap the models.
         let demoted_metrics = self.slot_metric_map(0);
         self.publish_model(0, false, true, demoted_metrics, None);
-        let (a, b) = self.slots.split_at_mut(k);
+        let (a, b) = self.learning.slots.split_at_mut(k);
         std::mem::swap(&mut a[0].learner, &mut b[0].learner);
         std::mem::swap(&mut a[0].version, &mut b[0].version);
-        self.learned_time.swap(0, k);
+        self.learning.learned_time.swap(0, k);
         if let Some(rt) = &mut self.retrain {
             if let Some(r) = rt.origin[k] {
                 rt.records[r].outcome = RetrainOutcome::Promoted;
@@ -383,13 +383,13 @@ impl<'s> Engine<'s> {
         if let Some(p) = figures.p_value {
             metrics.insert("gate_p_value".into(), p);
         }
-        let origin = self.slots[k].name.clone();
+        let origin = self.learning.slots[k].name.clone();
         let new_version = self.publish_model(0, true, true, metrics, Some(&origin)).unwrap_or(0);
-        tracing::info!(from = %self.slots[k].name, old_version, new_version, "shadow promoted to champion");
+        tracing::info!(from = %self.learning.slots[k].name, old_version, new_version, "shadow promoted to champion");
         self.promotions.push(PromotionRecord {
             event_time,
             at_label: self.join.counters().joined,
-            from_slot: self.slots[k].name.clone(),
+            from_slot: self.learning.slots[k].name.clone(),
             old_version,
             new_version,
             gate: figures,

@@ -12,9 +12,9 @@ use eddy_engine::record::StreamRole;
 use eddy_engine::source::{Source, SourceContext, SourceError};
 use serde::{Deserialize, Serialize};
 
-use super::lines::{LineChunk, LineReader};
+use super::lines::LineChunk;
 use super::normalize::{decode_schema, Normalizer};
-use super::text::{open_input, RowDecoder, TextSource};
+use super::text::{open_text, RowDecoder, TextSource};
 
 /// A CSV file with a header (or `-` for stdin).
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -46,10 +46,7 @@ impl CsvSourceConfig {
         if !self.delimiter.is_ascii() {
             return Err(SourceError::new(&cx.name, "delimiter must be one ASCII character"));
         }
-        let input = open_input(&self.path)
-            .map_err(|e| SourceError::new(&cx.name, format!("cannot open {}: {e}", self.path.display())))?;
-        let stdin = self.path.as_os_str() == "-";
-        let mut reader = LineReader::new(input, self.follow);
+        let (mut reader, normalizer, bounded) = open_text(cx, &self.path, self.follow)?;
         let mut header = Vec::new();
         reader.skip_lines(1, &mut header).map_err(|e| {
             SourceError::new(&cx.name, format!("cannot read the header of {}: {e}", self.path.display()))
@@ -60,7 +57,6 @@ impl CsvSourceConfig {
         if header.is_empty() {
             return Err(SourceError::new(&cx.name, format!("{} has no header row", self.path.display())));
         }
-        let normalizer = Normalizer::new(&cx.name, cx.role, cx.spec().clone(), cx.dead_letters.clone());
         let decoder = CsvDecoder {
             normalizer: normalizer.clone(),
             header,
@@ -68,14 +64,7 @@ impl CsvSourceConfig {
             schema: None,
             batch_size: cx.batch_size,
         };
-        Ok(Box::new(TextSource::new(
-            &cx.name,
-            reader,
-            Box::new(decoder),
-            normalizer,
-            cx.batch_size,
-            !self.follow && !stdin,
-        )))
+        Ok(Box::new(TextSource::new(&cx.name, reader, Box::new(decoder), normalizer, cx.batch_size, bounded)))
     }
 }
 

@@ -11,9 +11,9 @@ use eddy_engine::record::StreamRole;
 use eddy_engine::source::{Source, SourceContext, SourceError};
 use serde::{Deserialize, Serialize};
 
-use super::lines::{LineChunk, LineReader};
+use super::lines::LineChunk;
 use super::normalize::{decode_schema, Normalizer};
-use super::text::{open_input, RowDecoder, TextSource};
+use super::text::{open_text, RowDecoder, TextSource};
 
 /// A JSON-lines file (or `-` for stdin).
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -35,25 +35,14 @@ impl JsonLinesSourceConfig {
     /// # Errors
     /// When the file cannot be opened.
     pub fn build(&self, cx: &SourceContext) -> Result<Box<dyn Source>, SourceError> {
-        let input = open_input(&self.path)
-            .map_err(|e| SourceError::new(&cx.name, format!("cannot open {}: {e}", self.path.display())))?;
-        let stdin = self.path.as_os_str() == "-";
-        let reader = LineReader::new(input, self.follow);
-        let normalizer = Normalizer::new(&cx.name, cx.role, cx.spec().clone(), cx.dead_letters.clone());
+        let (reader, normalizer, bounded) = open_text(cx, &self.path, self.follow)?;
         let decoder = JsonDecoder {
             normalizer: normalizer.clone(),
             schema: None,
             decoder: None,
             batch_size: cx.batch_size,
         };
-        Ok(Box::new(TextSource::new(
-            &cx.name,
-            reader,
-            Box::new(decoder),
-            normalizer,
-            cx.batch_size,
-            !self.follow && !stdin,
-        )))
+        Ok(Box::new(TextSource::new(&cx.name, reader, Box::new(decoder), normalizer, cx.batch_size, bounded)))
     }
 }
 

@@ -7,7 +7,7 @@
 
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
-use eddy_engine::source::{Poll, Source, SourceError};
+use eddy_engine::source::{Poll, Source, SourceContext, SourceError};
 
 use super::lines::{LineChunk, LineReader, ReadState};
 use super::normalize::{reason, Normalizer};
@@ -164,11 +164,26 @@ impl Source for TextSource {
     }
 }
 
-/// Reads a text file, or stdin for the path `-`.
+/// What every text source starts from: a line reader over `path` (stdin for `-`), the
+/// normaliser of the source's stream, and whether the source ends by itself (a file that is not
+/// followed).
 ///
 /// # Errors
 /// When the file cannot be opened.
-pub fn open_input(path: &std::path::Path) -> std::io::Result<Box<dyn std::io::BufRead + Send>> {
+pub fn open_text(
+    cx: &SourceContext,
+    path: &std::path::Path,
+    follow: bool,
+) -> Result<(LineReader, Normalizer, bool), SourceError> {
+    let input = open_input(path)
+        .map_err(|e| SourceError::new(&cx.name, format!("cannot open {}: {e}", path.display())))?;
+    let bounded = !follow && path.as_os_str() != "-";
+    let normalizer = Normalizer::new(&cx.name, cx.role, cx.spec().clone(), cx.dead_letters.clone());
+    Ok((LineReader::new(input, follow), normalizer, bounded))
+}
+
+/// Reads a text file, or stdin for the path `-`.
+fn open_input(path: &std::path::Path) -> std::io::Result<Box<dyn std::io::BufRead + Send>> {
     if path.as_os_str() == "-" {
         return Ok(Box::new(std::io::BufReader::with_capacity(1 << 20, std::io::stdin())));
     }
