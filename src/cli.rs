@@ -65,4 +65,8 @@ pub struct RunArgs {
     /// Write the address the admin endpoint bound to into this file.
     #[arg(long, value_name = "FILE")]
     pub admin_addr_file: Option<PathBuf>,
+    /// With `[checkpoint]`: do not restore the latest checkpoint; move the state directory's
+    /// checkpoints into a `discarded-<time>` subdirectory and start from the beginning.
+    #[arg(long)]
+    pub fresh: bool,
 }

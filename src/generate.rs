@@ -13,6 +13,7 @@ use eddy_connectors::sinks::jsonl::JsonLinesSinkConfig;
 use eddy_connectors::sinks::SinkConfig;
 use eddy_connectors::sources::generator::{ConceptConfig, GeneratorSourceConfig};
 use eddy_engine::record::StreamRole;
+use eddy_engine::sink::SinkResume;
 use eddy_engine::source::{LabelField, Poll, SourceContext, StreamSpec};
 use eddy_engine::units::ConfigDuration;
 
@@ -87,14 +88,13 @@ fn run(args: &GenerateArgs) -> Result<(), Box<dyn std::error::Error>> {
         label: label.then(|| LabelField { name: "label".into(), binary: true }),
         declared: Vec::new(),
     };
-    let (tx, _rx) = crossbeam_channel::unbounded();
     let cx = SourceContext {
         name: "generator".into(),
         events: spec(false),
         labels: spec(true),
         role: StreamRole::Events,
         batch_size: 8192,
-        dead_letters: tx,
+        resume: None,
         stop: Arc::new(AtomicBool::new(false)),
     };
     let mut source = config.build(&cx)?;
@@ -111,8 +111,8 @@ fn run(args: &GenerateArgs) -> Result<(), Box<dyn std::error::Error>> {
             Format::ArrowIpc => SinkConfig::ArrowIpc(ArrowIpcSinkConfig { path, input: None }),
         }
     };
-    let mut events = sink("events").build("events")?;
-    let mut labels = sink("labels").build("labels")?;
+    let mut events = sink("events").build("events", SinkResume::Fresh)?;
+    let mut labels = sink("labels").build("labels", SinkResume::Fresh)?;
     loop {
         match source.poll()? {
             Poll::Batch(b) => match b.role {

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use eddy_engine::checkpoint::{fingerprint, CheckpointStore};
 use eddy_engine::pipeline::{Pipeline, RunControl, SinkBinding};
 use eddy_engine::record::StreamRole;
 use eddy_engine::sink::SinkInput;
@@ -95,6 +96,23 @@ fn execute(config: &PipelineConfig, args: &RunArgs) -> Result<(), Box<dyn std::e
         }
     }
 
+    if let Some(cp) = &config.checkpoint {
+        let spec = pipeline.spec();
+        let mut store = CheckpointStore::open(&cp.dir, fingerprint(spec), cp.keep)?;
+        if args.fresh {
+            if let Some(aside) = store.discard_all()? {
+                eprintln!("--fresh: previous checkpoints moved to {}", aside.display());
+            }
+        }
+        let restore = store.latest()?;
+        if let Some((path, c)) = &restore {
+            if !args.quiet {
+                eprintln!("restoring {} ({} events processed)", path.display(), c.engine.events());
+            }
+        }
+        pipeline = pipeline.with_checkpoints(store, cp, restore.map(|(_, c)| c))?;
+    }
+
     let mut sources: Vec<(String, Box<dyn Source>)> = Vec::new();
     for (name, source) in &config.sources {
         let role = source.roles(name).and_then(|r| r.first().copied()).unwrap_or(StreamRole::Events);
@@ -104,7 +122,11 @@ fn execute(config: &PipelineConfig, args: &RunArgs) -> Result<(), Box<dyn std::e
     let mut sinks = Vec::new();
     for (name, sink) in &config.sinks {
         let input = sink.input(name).unwrap_or(SinkInput::Predictions);
-        sinks.push(SinkBinding { name: name.clone(), input, sink: sink.build(name)? });
+        sinks.push(SinkBinding {
+            name: name.clone(),
+            input,
+            sink: sink.build(name, pipeline.sink_resume(name))?,
+        });
     }
     let stdout_used = config.sinks.values().any(|s| s.kind() == "stdout");
 

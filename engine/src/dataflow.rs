@@ -2,6 +2,7 @@
 //! with every slot, joins labels, evaluates and learns, and publishes metrics and drift events
 //! once per batch. Model publishing, promotion and retrains live in `model_lifecycle.rs`.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
@@ -17,6 +18,7 @@ use eddy_scorer::encoding::{Feature, FeatureKind, FeatureSpec};
 use eddy_scorer::model::ModelKind;
 use xxhash_rust::xxh3::xxh3_64;
 
+use crate::checkpoint::Checkpointer;
 use crate::drift::{DriftInput, DriftMonitor};
 use crate::encode::BatchEncoder;
 use crate::error::EngineError;
@@ -29,8 +31,9 @@ use crate::model_lifecycle::{RetrainMetrics, RetrainState};
 use crate::pipeline::{PipelineSpec, RunControl};
 use crate::promotion::PromotionGate;
 use crate::publisher::ModelPublisher;
-use crate::record::StreamRole;
+use crate::record::{DeadLetter, StreamRole};
 use crate::retrain::{RetrainOutcome, TrainingBuffer};
+use crate::sink::{SinkAck, SinkMessage};
 use crate::slot::Slot;
 use crate::summary::{DriftRecord, FeatureSummary, PromotionRecord, RunSummary};
 
@@ -118,7 +121,7 @@ pub(crate) struct Engine<'s> {
     pub(crate) encoder: Option<FeatureEncoder>,
     pub(crate) learning: Learning,
     pub(crate) join: LabelJoin,
-    pub(crate) predictions: Vec<Sender<RecordBatch>>,
+    pub(crate) predictions: Vec<Sender<SinkMessage>>,
     pub(crate) prediction_schema: SchemaRef,
     pub(crate) events: u64,
     pub(crate) labels: u64,
@@ -132,7 +135,7 @@ pub(crate) struct Engine<'s> {
     pub(crate) published_events: u64,
     pub(crate) published_labels: u64,
     pub(crate) published_late: u64,
-    pub(crate) drift_outputs: Vec<Sender<RecordBatch>>,
+    pub(crate) drift_outputs: Vec<Sender<SinkMessage>>,
     pub(crate) drift_published: usize,
     pub(crate) factory: MetricsFactory,
     pub(crate) features: Option<FeatureMonitors>,
@@ -145,14 +148,30 @@ pub(crate) struct Engine<'s> {
     pub(crate) event_cols: Resolved,
     pub(crate) label_cols: Resolved,
     pub(crate) retrain: Option<RetrainState>,
+    /// Where dead letters go (the dead-letter thread).
+    pub(crate) dead_letters: Sender<DeadLetterMessage>,
+    /// Dead letters emitted so far, by reason (state: checkpointed).
+    pub(crate) dead_letter_counts: BTreeMap<String, u64>,
+    /// Whether checkpoints are on: periodic model publishes then wait for the writer instead
+    /// of being dropped when it is busy, so version numbers do not depend on timing.
+    pub(crate) checkpointing: bool,
+}
+
+/// What the engine sends the dead-letter thread.
+pub(crate) enum DeadLetterMessage {
+    /// Letters to write.
+    Letters(Vec<DeadLetter>),
+    /// A checkpoint barrier, passed on to every dead-letter sink.
+    Barrier(Sender<SinkAck>),
 }
 
 impl<'s> Engine<'s> {
     pub(crate) fn new(
         spec: &'s PipelineSpec,
         control: RunControl,
-        predictions: Vec<Sender<RecordBatch>>,
-        drift_outputs: Vec<Sender<RecordBatch>>,
+        predictions: Vec<Sender<SinkMessage>>,
+        drift_outputs: Vec<Sender<SinkMessage>>,
+        dead_letters: Sender<DeadLetterMessage>,
         factory: &MetricsFactory,
     ) -> Result<Self, EngineError> {
         let slot_names: Vec<String> = spec.slots.iter().map(|s| s.name.clone()).collect();
@@ -267,16 +286,30 @@ impl<'s> Engine<'s> {
             event_cols: Resolved::default(),
             label_cols: Resolved::default(),
             retrain,
+            dead_letters,
+            dead_letter_counts: BTreeMap::new(),
+            checkpointing: false,
         })
     }
 
-    pub(crate) fn run(&mut self, mut merger: StreamMerger) -> Result<(), EngineError> {
+    pub(crate) fn run(
+        &mut self,
+        merger: &mut StreamMerger,
+        mut checkpoints: Option<&mut Checkpointer>,
+    ) -> Result<(), EngineError> {
         // Per lane: when its current batch started (a small vector: lanes are few and this is
         // touched on every run).
         let mut lane_time: Vec<Option<Instant>> = Vec::new();
         let mut rows_since_publish = 0;
         loop {
-            match merger.next_run()? {
+            let next = merger.next_run()?;
+            self.emit_dead_letters(merger)?;
+            if let Some(c) = checkpoints.as_deref_mut() {
+                if c.due(self.events) && self.can_checkpoint() {
+                    self.checkpoint(merger, c)?;
+                }
+            }
+            match next {
                 Next::Run { input, start, end } => {
                     let batch = merger.head(input);
                     let id = merger.head_id(input);
@@ -324,7 +357,12 @@ impl<'s> Engine<'s> {
                         }
                     }
                     self.maybe_publish_champion(true);
-                    return self.publish();
+                    self.publish()?;
+                    if let Some(c) = checkpoints {
+                        // The final checkpoint: a restart after a clean stop resumes here.
+                        self.checkpoint(merger, c)?;
+                    }
+                    return Ok(());
                 }
             }
         }
@@ -350,7 +388,7 @@ impl<'s> Engine<'s> {
 
 impl<'s> Engine<'s> {
     /// Per-batch metrics and drift events.
-    fn publish(&mut self) -> Result<(), EngineError> {
+    pub(crate) fn publish(&mut self) -> Result<(), EngineError> {
         self.maybe_publish_champion(false);
         if let Some(f) = &mut self.features {
             f.publish();
@@ -400,10 +438,23 @@ impl<'s> Engine<'s> {
             let batch = drift_batch(&self.learning.detections[self.drift_published..]);
             self.drift_published = self.learning.detections.len();
             for tx in &self.drift_outputs {
-                tx.send(batch.clone()).map_err(|_| EngineError::SinkStopped)?;
+                tx.send(SinkMessage::Batch(batch.clone())).map_err(|_| EngineError::SinkStopped)?;
             }
         }
         Ok(())
+    }
+
+    /// Counts the dead letters of the batches the merger took and hands them to the
+    /// dead-letter thread.
+    fn emit_dead_letters(&mut self, merger: &mut StreamMerger) -> Result<(), EngineError> {
+        let letters = merger.take_dead_letters();
+        if letters.is_empty() {
+            return Ok(());
+        }
+        for d in &letters {
+            *self.dead_letter_counts.entry(d.reason.clone()).or_insert(0) += 1;
+        }
+        self.dead_letters.send(DeadLetterMessage::Letters(letters)).map_err(|_| EngineError::SinkStopped)
     }
 
     /// Resolves the model's features from the first event batch and builds the slots.
@@ -454,6 +505,11 @@ impl<'s> Engine<'s> {
             features = ?features.iter().map(|f| format!("{}:{}", f.name, f.kind.as_str())).collect::<Vec<_>>(),
             "model features resolved"
         );
+        self.build_model(features).map_err(EngineError::Input)
+    }
+
+    /// Builds the encoder, the feature monitors and the slots for `features`.
+    pub(crate) fn build_model(&mut self, features: Vec<FeatureSpec>) -> Result<(), String> {
         let numeric: Vec<String> =
             features.iter().filter(|f| f.kind == FeatureKind::Numeric).map(|f| f.name.clone()).collect();
         let monitors = FeatureMonitors::new(
@@ -461,8 +517,7 @@ impl<'s> Engine<'s> {
             self.spec.reference_drift.as_ref(),
             &numeric,
             &self.factory,
-        )
-        .map_err(EngineError::Input)?;
+        )?;
         self.features = (!monitors.is_empty()).then_some(monitors);
         let encoder = FeatureEncoder::new(features, &self.spec.encoding, self.spec.seed);
         self.learning.slots = self
@@ -577,7 +632,7 @@ impl<'s> Engine<'s> {
         if let Some(out) = out {
             let batch = out.finish(self.prediction_schema.clone());
             for tx in &self.predictions {
-                tx.send(batch.clone()).map_err(|_| EngineError::SinkStopped)?;
+                tx.send(SinkMessage::Batch(batch.clone())).map_err(|_| EngineError::SinkStopped)?;
             }
         }
         Ok(())
@@ -659,6 +714,8 @@ impl<'s> Engine<'s> {
                 })
                 .unwrap_or_default(),
             retrains_skipped: self.retrain.as_ref().map_or(0, |rt| rt.skipped),
+            dead_letters: self.dead_letter_counts.values().sum(),
+            dead_letters_by_reason: self.dead_letter_counts.clone(),
             features: self
                 .encoder
                 .iter()

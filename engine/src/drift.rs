@@ -191,6 +191,17 @@ impl DriftMonitor {
         })
     }
 
+    /// The detector's state after its last update.
+    pub fn last_state(&self) -> DriftState {
+        self.last_state
+    }
+
+    /// Continues with a restored detector whose last update returned `last`.
+    pub fn restore(&mut self, detector: Box<dyn DriftDetector>, last: DriftState) {
+        self.detector = detector;
+        self.last_state = last;
+    }
+
     /// Publishes the detector's gauges (once per batch).
     pub fn publish(&self) {
         self.metrics.estimate.set(self.detector.estimate());

@@ -15,6 +15,9 @@ pub enum EngineError {
     /// A sink thread ended early; its own error (reported instead when known) says why.
     #[error("a sink stopped accepting output")]
     SinkStopped,
+    /// A checkpoint could not be written or restored.
+    #[error(transparent)]
+    Checkpoint(#[from] crate::checkpoint::CheckpointError),
     /// The inputs do not fit the pipeline (e.g. no feature left after removing key and time).
     #[error("{0}")]
     Input(String),

@@ -111,7 +111,7 @@ fn contributions(kind: ModelKind, p: f32, y: f32) -> (bool, f64, f64, f64) {
 }
 
 /// Prequential metrics of one slot. See the module docs.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Evaluator {
     kind: ModelKind,
     window: usize,

@@ -153,6 +153,21 @@ struct FeatureReference {
     ks: Gauge,
 }
 
+/// Checkpointed state of [`FeatureMonitors`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FeatureMonitorsState {
+    windows: Vec<WindowState>,
+    references: Vec<(ReferenceDrift, Option<std::collections::VecDeque<f64>>)>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct WindowState {
+    stats: WindowedStats,
+    /// Sorted by key hash, so the same state always encodes to the same bytes.
+    key_names: std::collections::BTreeMap<u64, String>,
+    late_published: u64,
+}
+
 /// A closed window handed to drift monitors: `(window name, feature, result)`.
 pub type ClosedWindow = (String, String, WindowResult);
 
@@ -238,6 +253,42 @@ impl FeatureMonitors {
             }
         }
         Ok(FeatureMonitors { windows: out, references, factory: factory.clone() })
+    }
+
+    /// The monitors' state, for a checkpoint (metric handles are rebuilt, not stored).
+    pub fn state(&self) -> FeatureMonitorsState {
+        FeatureMonitorsState {
+            windows: self
+                .windows
+                .iter()
+                .map(|w| WindowState {
+                    stats: w.stats.clone(),
+                    key_names: w.key_names.iter().map(|(k, v)| (*k, v.clone())).collect(),
+                    late_published: w.late_published,
+                })
+                .collect(),
+            references: self.references.iter().map(|r| (r.drift.clone(), r.recent.clone())).collect(),
+        }
+    }
+
+    /// Continues from `state`, taken from monitors built with the same configuration.
+    ///
+    /// # Errors
+    /// When the state has another number of windows or references.
+    pub fn restore(&mut self, state: FeatureMonitorsState) -> Result<(), String> {
+        if state.windows.len() != self.windows.len() || state.references.len() != self.references.len() {
+            return Err("the checkpoint's feature windows do not match the configuration".into());
+        }
+        for (w, s) in self.windows.iter_mut().zip(state.windows) {
+            w.stats = s.stats;
+            w.key_names = s.key_names.into_iter().collect();
+            w.late_published = s.late_published;
+        }
+        for (r, (drift, recent)) in self.references.iter_mut().zip(state.references) {
+            r.drift = drift;
+            r.recent = recent;
+        }
+        Ok(())
     }
 
     /// Whether anything is watched (so the engine can skip the per-row work).

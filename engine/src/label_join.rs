@@ -123,7 +123,7 @@ pub struct JoinCounters {
     pub unmatched_labels: u64,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 struct Entry {
     key: u64,
     ts: i64,
@@ -133,7 +133,7 @@ struct Entry {
     pending: bool,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 struct EarlyLabel {
     ts: i64,
     y: f32,
@@ -177,7 +177,10 @@ pub enum EventOutcome {
 }
 
 /// The label join buffer. See the module docs.
-#[derive(Debug)]
+///
+/// Serialisable whole: it is checkpointed as it is (configuration included; a checkpoint is
+/// only restored into the same configuration).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct LabelJoin {
     ttl: i64,
     max_pending: usize,

@@ -8,6 +8,7 @@
 //! [`sink::Sink`]s.
 #![warn(missing_docs)]
 
+pub mod checkpoint;
 mod dataflow;
 pub mod drift;
 pub mod encode;
@@ -22,6 +23,7 @@ pub mod pipeline;
 pub mod promotion;
 pub mod publisher;
 pub mod record;
+pub mod recovery;
 pub mod retrain;
 pub mod sink;
 pub mod slot;

@@ -25,8 +25,8 @@ use arrow_array::types::Int64Type;
 use arrow_buffer::ScalarBuffer;
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 
-use crate::record::{SourceBatch, StreamRole};
-use crate::source::SourceError;
+use crate::record::{DeadLetter, SourceBatch, StreamRole};
+use crate::source::{SourceError, SourcePosition};
 
 /// What a source thread sends to the engine.
 #[derive(Debug)]
@@ -67,6 +67,8 @@ struct InputState {
     /// Queued batches per role (index 0 events, 1 labels).
     lanes: [VecDeque<Head>; 2],
     finished: bool,
+    /// Where the source resumes after the last batch the merger took from it.
+    position: Option<SourcePosition>,
 }
 
 impl InputState {
@@ -105,6 +107,8 @@ pub enum Next {
 /// See the module docs.
 pub struct StreamMerger {
     inputs: Vec<InputState>,
+    /// Dead letters of the batches taken so far, waiting for the engine to emit them.
+    dead_letters: Vec<DeadLetter>,
     next_id: u64,
     time_column: [String; 2],
     idle_timeout: Duration,
@@ -117,8 +121,14 @@ impl StreamMerger {
         StreamMerger {
             inputs: inputs
                 .into_iter()
-                .map(|input| InputState { input, lanes: [VecDeque::new(), VecDeque::new()], finished: false })
+                .map(|input| InputState {
+                    input,
+                    lanes: [VecDeque::new(), VecDeque::new()],
+                    finished: false,
+                    position: None,
+                })
                 .collect(),
+            dead_letters: Vec::new(),
             next_id: 0,
             time_column: [event_time.to_string(), label_time.to_string()],
             idle_timeout,
@@ -166,6 +176,77 @@ impl StreamMerger {
                 s.finished = true;
             }
         }
+    }
+
+    /// Dead letters of the batches taken since the last call, in the order taken.
+    pub fn take_dead_letters(&mut self) -> Vec<DeadLetter> {
+        std::mem::take(&mut self.dead_letters)
+    }
+
+    /// The rows taken from the sources but not yet processed, and each source's resume
+    /// position: with the engine's state, a complete picture of the run at this instant.
+    ///
+    /// # Errors
+    /// When a batch cannot be encoded (which would be a bug).
+    pub fn snapshot(&self) -> Result<MergerState, String> {
+        let mut inputs = Vec::with_capacity(self.inputs.len());
+        for s in &self.inputs {
+            let mut queued = Vec::new();
+            for lane in &s.lanes {
+                for h in lane {
+                    let rows = h.batch.batch.num_rows() - h.cursor;
+                    let batch = h.batch.batch.slice(h.cursor, rows);
+                    queued.push(QueuedBatch {
+                        role: h.batch.role,
+                        ipc: encode_ipc(&batch)?,
+                        offsets: h.batch.offsets[h.cursor..].to_vec(),
+                    });
+                }
+            }
+            inputs.push(InputSnapshot {
+                name: s.input.name.clone(),
+                position: s.position.clone(),
+                finished: s.finished && s.input.bounded,
+                queued,
+            });
+        }
+        Ok(MergerState { inputs })
+    }
+
+    /// Puts back the rows of a snapshot (before the first [`StreamMerger::next_run`]).
+    ///
+    /// # Errors
+    /// When the snapshot's sources are not this merger's, or a batch cannot be decoded.
+    pub fn restore(&mut self, state: MergerState) -> Result<(), String> {
+        let names: Vec<&str> = self.inputs.iter().map(|s| s.input.name.as_str()).collect();
+        let saved: Vec<&str> = state.inputs.iter().map(|s| s.name.as_str()).collect();
+        if names != saved {
+            return Err(format!("the checkpoint has sources {saved:?} but the pipeline has {names:?}"));
+        }
+        for (s, snap) in self.inputs.iter_mut().zip(state.inputs) {
+            s.position = snap.position;
+            for q in snap.queued {
+                let batch = decode_ipc(&q.ipc)?;
+                let col = &self.time_column[(q.role == StreamRole::Labels) as usize];
+                let times = batch
+                    .column_by_name(col)
+                    .and_then(|c| c.as_primitive_opt::<Int64Type>())
+                    .map(|a| a.values().clone())
+                    .ok_or_else(|| {
+                        format!("checkpointed batch of `{}` lacks its time column `{col}`", snap.name)
+                    })?;
+                let id = self.next_id;
+                self.next_id += 1;
+                let batch = SourceBatch::new(q.role, batch, q.offsets);
+                s.lanes[lane(q.role)].push_back(Head { batch, times, cursor: 0, id });
+            }
+        }
+        Ok(())
+    }
+
+    /// Each source's resume position, by source name.
+    pub fn positions(&self) -> Vec<(String, Option<SourcePosition>)> {
+        self.inputs.iter().map(|s| (s.input.name.clone(), s.position.clone())).collect()
     }
 
     /// Waits for what is needed and returns the next run.
@@ -216,7 +297,7 @@ impl StreamMerger {
     fn fill(&mut self, i: usize) -> Result<(), SourceError> {
         let state = &mut self.inputs[i];
         while !state.finished && state.starving() && state.queued() < MAX_QUEUED {
-            let msg = if state.input.bounded {
+            let mut msg = if state.input.bounded {
                 match state.input.rx.recv() {
                     Ok(m) => m,
                     Err(_) => SourceMessage::End,
@@ -228,6 +309,14 @@ impl StreamMerger {
                     Err(RecvTimeoutError::Disconnected) => SourceMessage::End,
                 }
             };
+            if let SourceMessage::Batch(b) = &mut msg {
+                // Taking a batch is what moves the source's resume position and releases its
+                // dead letters, so both stay consistent with checkpoints.
+                self.dead_letters.append(&mut b.dead_letters);
+                if b.position.is_some() {
+                    state.position = b.position.take();
+                }
+            }
             match msg {
                 SourceMessage::Batch(b) if b.batch.num_rows() == 0 => {}
                 SourceMessage::Batch(b) => {
@@ -255,6 +344,55 @@ impl StreamMerger {
     }
 }
 
+/// A checkpointed merger: per source, its resume position and the rows taken but not processed.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct MergerState {
+    /// One per source, in pipeline order.
+    pub inputs: Vec<InputSnapshot>,
+}
+
+/// One source in a [`MergerState`].
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct InputSnapshot {
+    /// Config name.
+    pub name: String,
+    /// Where the source resumes.
+    pub position: Option<SourcePosition>,
+    /// Whether the (bounded) source had ended.
+    pub finished: bool,
+    /// Rows taken but not processed, per batch.
+    pub queued: Vec<QueuedBatch>,
+}
+
+/// Rows of one batch in a [`MergerState`], as an Arrow IPC stream (keeps every type exact).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct QueuedBatch {
+    /// Stream role.
+    pub role: StreamRole,
+    /// The rows, as an Arrow IPC stream.
+    pub ipc: Vec<u8>,
+    /// Source offsets of the rows.
+    pub offsets: Vec<u64>,
+}
+
+fn encode_ipc(batch: &arrow_array::RecordBatch) -> Result<Vec<u8>, String> {
+    let mut out = Vec::new();
+    let mut w =
+        arrow_ipc::writer::StreamWriter::try_new(&mut out, &batch.schema()).map_err(|e| e.to_string())?;
+    w.write(batch).map_err(|e| e.to_string())?;
+    w.finish().map_err(|e| e.to_string())?;
+    drop(w);
+    Ok(out)
+}
+
+fn decode_ipc(bytes: &[u8]) -> Result<arrow_array::RecordBatch, String> {
+    let mut r = arrow_ipc::reader::StreamReader::try_new(std::io::Cursor::new(bytes), None)
+        .map_err(|e| format!("checkpointed batch: {e}"))?;
+    r.next()
+        .ok_or_else(|| "checkpointed batch: empty stream".to_string())?
+        .map_err(|e| format!("checkpointed batch: {e}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -264,7 +402,7 @@ mod tests {
     fn batch(role: StreamRole, times: &[i64]) -> SourceMessage {
         let b =
             RecordBatch::try_from_iter([("ts", Arc::new(Int64Array::from(times.to_vec())) as _)]).unwrap();
-        SourceMessage::Batch(SourceBatch { role, batch: b, offsets: (0..times.len() as u64).collect() })
+        SourceMessage::Batch(SourceBatch::new(role, b, (0..times.len() as u64).collect()))
     }
 
     fn order(inputs: Vec<Vec<SourceMessage>>) -> Vec<(usize, i64)> {

@@ -79,6 +79,10 @@ pub const METRICS: &[(&str, &str, &str)] = &[
         "count",
         "Two-sample Kolmogorov-Smirnov statistic of a feature against its reference.",
     ),
+    ("eddy_checkpoints_total", "count", "Checkpoints written by this process."),
+    ("eddy_checkpoint_seconds", "seconds", "Pause of the engine while a checkpoint is taken and written."),
+    ("eddy_checkpoint_bytes", "bytes", "Size of the last checkpoint file."),
+    ("eddy_checkpoint_last_unixtime_seconds", "seconds", "When the last checkpoint became durable."),
 ];
 
 fn unit(u: &str) -> Option<Unit> {

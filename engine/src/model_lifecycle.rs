@@ -154,7 +154,9 @@ impl<'s> Engine<'s> {
                     || registry.interval.is_some_and(|d| self.published_at.elapsed() >= d));
         if due {
             let metrics = self.slot_metric_map(0);
-            self.publish_model(0, true, force, metrics, None);
+            // With checkpoints on, a periodic publish waits for the writer rather than being
+            // dropped, so which versions exist does not depend on timing.
+            self.publish_model(0, true, force || self.checkpointing, metrics, None);
         }
     }
 

@@ -23,7 +23,8 @@ use crossbeam_channel::{bounded, Receiver, Sender};
 use eddy_operators::encoder::EncodingConfig;
 use eddy_scorer::model::ModelKind;
 
-use crate::dataflow::Engine;
+use crate::checkpoint::{Checkpoint, CheckpointConfig, CheckpointStore, Checkpointer};
+use crate::dataflow::{DeadLetterMessage, Engine};
 use crate::drift::DriftMonitorConfig;
 use crate::error::EngineError;
 use crate::evaluator::EvaluationConfig;
@@ -34,10 +35,11 @@ use crate::metrics::{MetricsFactory, SharedRecorder};
 use crate::promotion::PromotionConfig;
 use crate::record::{DeadLetter, StreamRole};
 use crate::retrain::{ManualTrigger, RetrainConfig};
-use crate::sink::{Sink, SinkError, SinkInput};
+use crate::sink::{Sink, SinkError, SinkInput, SinkMessage, SinkResume};
 use crate::slot::SlotSpec;
-use crate::source::{Poll, Source, SourceContext, StreamSpec};
+use crate::source::{Poll, Source, SourceContext, SourcePosition, StreamSpec};
 use crate::summary::RunSummary;
+use eddy_scorer::registry::ModelRegistry;
 
 /// Batches in flight per channel.
 const CHANNEL_DEPTH: usize = 8;
@@ -126,16 +128,60 @@ pub struct Pipeline {
     spec: PipelineSpec,
     control: RunControl,
     metrics: MetricsFactory,
-    dead_letter_tx: Sender<DeadLetter>,
-    dead_letter_rx: Receiver<DeadLetter>,
+    checkpoints: Option<Checkpointer>,
+    restored: Option<Checkpoint>,
 }
 
 impl Pipeline {
     /// A pipeline for `spec`.
     pub fn new(spec: PipelineSpec, control: RunControl) -> Self {
-        let (dead_letter_tx, dead_letter_rx) = bounded(4096);
         let metrics = MetricsFactory::noop(&spec.name);
-        Pipeline { spec, control, metrics, dead_letter_tx, dead_letter_rx }
+        Pipeline { spec, control, metrics, checkpoints: None, restored: None }
+    }
+
+    /// Turns checkpoints on: state is written to `store` with the cadence of `config`, and,
+    /// when `restore` is set, the run continues from that checkpoint (build the sources with
+    /// [`Pipeline::source_context`] and the sinks with [`Pipeline::sink_resume`] afterwards,
+    /// so that they resume at its positions).
+    ///
+    /// # Errors
+    /// When the checkpoint's registry state cannot be put back.
+    pub fn with_checkpoints(
+        mut self,
+        store: CheckpointStore,
+        config: &CheckpointConfig,
+        restore: Option<Checkpoint>,
+    ) -> Result<Self, EngineError> {
+        let mut checkpointer = Checkpointer::new(store, config, &self.metrics);
+        checkpointer.registry_dir = self.spec.registry.as_ref().map(|r| r.dir.clone());
+        if let Some(cp) = &restore {
+            checkpointer.resume_from(cp.engine.events());
+            if let Some(r) = &self.spec.registry {
+                let registry = ModelRegistry::open(&r.dir)
+                    .map_err(|e| EngineError::Input(format!("model registry {}: {e}", r.dir.display())))?;
+                let withdrawn = registry
+                    .rewind(cp.engine.next_version() - 1, cp.registry_current, "restored from a checkpoint")
+                    .map_err(|e| EngineError::Input(format!("model registry {}: {e}", r.dir.display())))?;
+                if !withdrawn.is_empty() {
+                    tracing::info!(?withdrawn, "versions published after the checkpoint were withdrawn; they are published again as the run catches up");
+                }
+            }
+        }
+        self.checkpoints = Some(checkpointer);
+        self.restored = restore;
+        Ok(self)
+    }
+
+    /// How the sink named `name` must start: fresh, or cut back to the restored checkpoint's
+    /// position.
+    pub fn sink_resume(&self, name: &str) -> SinkResume {
+        match &self.restored {
+            None => SinkResume::Fresh,
+            Some(cp) => match cp.sink_position(name) {
+                Some(Some(p)) => SinkResume::Truncate(p),
+                Some(None) | None => SinkResume::Append,
+            },
+        }
     }
 
     /// Records the pipeline's metrics with `recorder` (e.g. a Prometheus recorder).
@@ -149,7 +195,8 @@ impl Pipeline {
         &self.spec
     }
 
-    /// What a source named `name` playing `role` needs to be built.
+    /// What a source named `name` playing `role` needs to be built (including where to resume
+    /// when a checkpoint is restored).
     pub fn source_context(&self, name: &str, role: StreamRole) -> SourceContext {
         SourceContext {
             name: name.to_string(),
@@ -157,7 +204,7 @@ impl Pipeline {
             labels: self.spec.labels.clone(),
             role,
             batch_size: self.spec.batch_size,
-            dead_letters: self.dead_letter_tx.clone(),
+            resume: self.restored.as_ref().and_then(|cp| cp.source_position(name)),
             stop: self.control.stop.clone(),
         }
     }
@@ -172,21 +219,33 @@ impl Pipeline {
         sinks: Vec<SinkBinding>,
     ) -> Result<RunSummary, EngineError> {
         let started = Instant::now();
-        let Pipeline { spec, control, metrics, dead_letter_tx, dead_letter_rx } = self;
+        let Pipeline { spec, control, metrics, mut checkpoints, restored } = self;
+        let (dead_letter_tx, dead_letter_rx) = bounded::<DeadLetterMessage>(64);
+        let sink_count = sinks.len();
 
         // Sinks, each on its own thread.
-        let mut outputs: BTreeMap<SinkInput, Vec<Sender<RecordBatch>>> = BTreeMap::new();
+        let mut outputs: BTreeMap<SinkInput, Vec<Sender<SinkMessage>>> = BTreeMap::new();
         let mut sink_threads: Vec<(String, JoinHandle<Result<(), SinkError>>)> = Vec::new();
         for binding in sinks {
-            let (tx, rx) = bounded::<RecordBatch>(CHANNEL_DEPTH);
+            let (tx, rx) = bounded::<SinkMessage>(CHANNEL_DEPTH);
             outputs.entry(binding.input).or_default().push(tx);
             let mut sink = binding.sink;
             let name = binding.name.clone();
             let handle = std::thread::Builder::new()
                 .name(format!("sink-{name}"))
                 .spawn(move || {
-                    for batch in rx {
-                        sink.write(&batch)?;
+                    for message in rx {
+                        match message {
+                            SinkMessage::Batch(batch) => sink.write(&batch)?,
+                            SinkMessage::Barrier(ack) => {
+                                let answer = sink.checkpoint().map(|p| (name.clone(), p));
+                                let failed = answer.is_err();
+                                let _ = ack.send(answer);
+                                if failed {
+                                    return Ok(());
+                                }
+                            }
+                        }
                     }
                     sink.flush()
                 })
@@ -199,15 +258,18 @@ impl Pipeline {
         let dead_letter_metrics = metrics.clone();
         let dead_letter_thread = std::thread::Builder::new()
             .name("dead-letters".into())
-            .spawn(move || collect_dead_letters(dead_letter_rx, dead_letter_outputs, &dead_letter_metrics))
+            .spawn(move || write_dead_letters(dead_letter_rx, dead_letter_outputs, &dead_letter_metrics))
             .map_err(|e| EngineError::Internal(format!("cannot spawn dead-letter thread: {e}")))?;
-        drop(dead_letter_tx);
 
         // Sources, each on its own thread.
         let mut inputs = Vec::new();
         let mut source_threads = Vec::new();
+        let mut commits = Vec::new();
         for (name, mut source) in sources {
             let (tx, rx) = bounded::<SourceMessage>(CHANNEL_DEPTH);
+            // Durable positions, newest wins: a source that commits late skips older ones.
+            let (commit_tx, commit_rx) = bounded::<SourcePosition>(4);
+            commits.push((name.clone(), commit_tx));
             let bounded_source = source.is_bounded();
             let roles = source.roles();
             let stop = control.stop.clone();
@@ -215,8 +277,12 @@ impl Pipeline {
             let handle = std::thread::Builder::new()
                 .name(format!("source-{name}"))
                 .spawn(move || {
-                    let _ = thread_name;
                     loop {
+                        if let Some(durable) = commit_rx.try_iter().last() {
+                            if let Err(e) = source.commit(&durable) {
+                                tracing::warn!(source = %thread_name, "committing the durable position failed (retried after the next checkpoint): {e}");
+                            }
+                        }
                         if stop.load(Ordering::Relaxed) {
                             let _ = tx.send(SourceMessage::End);
                             return;
@@ -244,10 +310,27 @@ impl Pipeline {
             inputs.push(MergeInput { name, rx, bounded: bounded_source, roles });
         }
 
-        let merger = StreamMerger::new(inputs, &spec.events.time, &spec.labels.time, spec.idle_timeout);
+        let mut merger = StreamMerger::new(inputs, &spec.events.time, &spec.labels.time, spec.idle_timeout);
         let predictions = outputs.remove(&SinkInput::Predictions).unwrap_or_default();
         let drift_outputs = outputs.remove(&SinkInput::Drift).unwrap_or_default();
-        let mut engine = match Engine::new(&spec, control.clone(), predictions, drift_outputs, &metrics) {
+        let prepared =
+            Engine::new(&spec, control.clone(), predictions, drift_outputs, dead_letter_tx, &metrics)
+                .and_then(|mut engine| {
+                    engine.checkpointing = checkpoints.is_some();
+                    if let Some(cp) = restored {
+                        merger.restore(cp.merger).map_err(EngineError::Input)?;
+                        engine
+                            .restore(cp.engine)
+                            .map_err(|e| EngineError::Input(format!("cannot restore the checkpoint: {e}")))?;
+                        tracing::info!(
+                            sequence = cp.sequence,
+                            events = engine.events,
+                            "restored from a checkpoint"
+                        );
+                    }
+                    Ok(engine)
+                });
+        let mut engine = match prepared {
             Ok(e) => e,
             Err(e) => {
                 // Sources see the stop flag, sinks their closed channels: every thread ends.
@@ -255,8 +338,18 @@ impl Pipeline {
                 return Err(e);
             }
         };
-        let result = engine.run(merger);
+        if let Some(c) = &mut checkpoints {
+            c.sinks = sink_count;
+            c.commits = commits;
+        }
+        let result = engine.run(&mut merger, checkpoints.as_mut());
+        drop(merger);
         let mut summary = engine.finish();
+        if let Some(c) = &checkpoints {
+            summary.checkpoints = c.written;
+            summary.checkpoint_max_seconds = c.max_seconds;
+            summary.checkpoint_bytes = c.last_bytes;
+        }
         if let Some(publisher) = engine.publisher.take() {
             let report = publisher.finish();
             summary.published_versions = report.written;
@@ -287,14 +380,8 @@ impl Pipeline {
                 }
             }
         }
-        match dead {
-            Ok(counts) => {
-                summary.dead_letters = counts.values().sum();
-                summary.dead_letters_by_reason = counts;
-            }
-            Err(e) => {
-                first_error.get_or_insert(EngineError::Sink(e));
-            }
+        if let Err(e) = dead {
+            first_error.get_or_insert(EngineError::Sink(e));
         }
         if let Some(e) = first_error {
             return Err(e);
@@ -306,26 +393,27 @@ impl Pipeline {
     }
 }
 
-/// Writes dead letters to their sinks in batches and counts them by reason.
-fn collect_dead_letters(
-    rx: Receiver<DeadLetter>,
-    outputs: Vec<Sender<RecordBatch>>,
+/// Writes dead letters to their sinks in batches and counts them in metrics (the engine
+/// counts them for the summary, as state). Barriers are passed on to every dead-letter sink.
+fn write_dead_letters(
+    rx: Receiver<DeadLetterMessage>,
+    outputs: Vec<Sender<SinkMessage>>,
     metrics: &MetricsFactory,
-) -> Result<BTreeMap<String, u64>, SinkError> {
+) -> Result<(), SinkError> {
     let mut counters: BTreeMap<(String, String), metrics::Counter> = BTreeMap::new();
-    let mut counts = BTreeMap::new();
-    let mut pending: Vec<DeadLetter> = Vec::new();
     let mut warned = 0;
-    while let Ok(first) = rx.recv() {
-        pending.push(first);
-        while pending.len() < 1024 {
-            match rx.try_recv() {
-                Ok(d) => pending.push(d),
-                Err(_) => break,
+    let stopped = || SinkError::new("dead_letters", "sink stopped");
+    for message in rx {
+        let pending = match message {
+            DeadLetterMessage::Letters(letters) => letters,
+            DeadLetterMessage::Barrier(ack) => {
+                for tx in &outputs {
+                    tx.send(SinkMessage::Barrier(ack.clone())).map_err(|_| stopped())?;
+                }
+                continue;
             }
-        }
+        };
         for d in &pending {
-            *counts.entry(d.reason.clone()).or_insert(0u64) += 1;
             counters
                 .entry((d.source.clone(), d.reason.clone()))
                 .or_insert_with(|| {
@@ -341,12 +429,11 @@ fn collect_dead_letters(
         if !outputs.is_empty() {
             let batch = dead_letter_batch(&pending);
             for tx in &outputs {
-                tx.send(batch.clone()).map_err(|_| SinkError::new("dead_letters", "sink stopped"))?;
+                tx.send(SinkMessage::Batch(batch.clone())).map_err(|_| stopped())?;
             }
         }
-        pending.clear();
     }
-    Ok(counts)
+    Ok(())
 }
 
 fn dead_letter_batch(letters: &[DeadLetter]) -> RecordBatch {

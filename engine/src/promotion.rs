@@ -151,7 +151,7 @@ pub struct GateFigures {
 }
 
 /// See the module docs.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PromotionGate {
     config: PromotionConfig,
     /// Per-label metric values per slot, most recent last.

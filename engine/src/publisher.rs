@@ -62,6 +62,13 @@ pub struct PublishJob {
     pub promote: bool,
 }
 
+/// What the engine sends the writer thread.
+enum Message {
+    Job(PublishJob),
+    /// Answer once every earlier job is written (a checkpoint needs the registry settled).
+    Sync(Sender<()>),
+}
+
 /// What the publisher did.
 #[derive(Debug, Default)]
 pub struct PublishReport {
@@ -75,7 +82,7 @@ pub struct PublishReport {
 
 /// See the module docs.
 pub struct ModelPublisher {
-    tx: Option<Sender<PublishJob>>,
+    tx: Option<Sender<Message>>,
     handle: Option<JoinHandle<PublishReport>>,
     skipped: u64,
 }
@@ -88,12 +95,19 @@ impl ModelPublisher {
     pub fn start(dir: PathBuf) -> Result<(Self, u64), RegistryError> {
         let registry = ModelRegistry::open(&dir)?;
         let next = registry.latest()?.map(|v| v + 1).unwrap_or(1);
-        let (tx, rx) = bounded::<PublishJob>(1);
+        let (tx, rx) = bounded::<Message>(1);
         let handle = std::thread::Builder::new()
             .name("publisher".into())
             .spawn(move || {
                 let mut report = PublishReport::default();
-                for job in rx {
+                for message in rx {
+                    let job = match message {
+                        Message::Job(job) => job,
+                        Message::Sync(done) => {
+                            let _ = done.send(());
+                            continue;
+                        }
+                    };
                     let result = if job.promote {
                         registry.publish(&job.snapshot, job.manifest)
                     } else {
@@ -122,15 +136,24 @@ impl ModelPublisher {
     pub fn submit(&mut self, job: PublishJob, must: bool) -> bool {
         let Some(tx) = &self.tx else { return false };
         if must {
-            return tx.send(job).is_ok();
+            return tx.send(Message::Job(job)).is_ok();
         }
-        match tx.try_send(job) {
+        match tx.try_send(Message::Job(job)) {
             Ok(()) => true,
             Err(TrySendError::Full(_)) => {
                 self.skipped += 1;
                 false
             }
             Err(TrySendError::Disconnected(_)) => false,
+        }
+    }
+
+    /// Waits until every accepted job is written (or failed).
+    pub fn sync(&self) {
+        let Some(tx) = &self.tx else { return };
+        let (done_tx, done_rx) = bounded(1);
+        if tx.send(Message::Sync(done_tx)).is_ok() {
+            let _ = done_rx.recv();
         }
     }
 

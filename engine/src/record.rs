@@ -37,6 +37,20 @@ pub struct SourceBatch {
     pub batch: RecordBatch,
     /// Source offset of each row (for files: the 0-based line index).
     pub offsets: Vec<u64>,
+    /// Records of the same stretch of input that were rejected. They travel with the batch, not
+    /// on a side channel, so that they are emitted and counted exactly when the engine takes
+    /// the batch — which is what keeps dead letters consistent with checkpoints.
+    pub dead_letters: Vec<DeadLetter>,
+    /// Where the source resumes after this batch; `None` for sources that cannot resume
+    /// (stdin).
+    pub position: Option<crate::source::SourcePosition>,
+}
+
+impl SourceBatch {
+    /// A batch of `role` rows with their offsets, no dead letters and no position.
+    pub fn new(role: StreamRole, batch: RecordBatch, offsets: Vec<u64>) -> Self {
+        SourceBatch { role, batch, offsets, dead_letters: Vec::new(), position: None }
+    }
 }
 
 /// A record that could not be used, kept with everything needed to find and fix it.

@@ -188,7 +188,11 @@ pub struct RetrainRecord {
 }
 
 /// The bounded columnar buffer of recent labelled examples.
-#[derive(Debug)]
+///
+/// Checkpointed whole (rather than rebuilt after a restart): a retrain after a restore must
+/// see exactly the examples it would have seen without the restart, or the retrained model —
+/// and everything after it — would differ.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TrainingBuffer {
     max_examples: usize,
     max_age: Option<i64>,

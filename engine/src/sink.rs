@@ -62,4 +62,45 @@ pub trait Sink: Send {
     /// # Errors
     /// When the destination fails.
     fn flush(&mut self) -> Result<(), SinkError>;
+
+    /// Makes everything written so far durable and says how far that is, for a checkpoint.
+    ///
+    /// Sinks that can cut their output back to a position (files: a byte length) return it;
+    /// when the pipeline restarts from that checkpoint the sink is rebuilt with
+    /// [`SinkResume::Truncate`], so records written after the checkpoint and re-emitted after
+    /// the restart appear once. Sinks that cannot (stdout, stream topics) return `None` and
+    /// document how a consumer recognises re-emitted records.
+    ///
+    /// # Errors
+    /// When the destination fails.
+    fn checkpoint(&mut self) -> Result<Option<u64>, SinkError> {
+        self.flush()?;
+        Ok(None)
+    }
+}
+
+/// What a sink thread receives.
+#[derive(Debug)]
+pub enum SinkMessage {
+    /// Rows to write.
+    Batch(RecordBatch),
+    /// A checkpoint barrier: every batch sent before it is written; make it durable with
+    /// [`Sink::checkpoint`] and answer with the sink's name and position.
+    Barrier(crossbeam_channel::Sender<SinkAck>),
+}
+
+/// A sink's answer to a barrier.
+pub type SinkAck = Result<(String, Option<u64>), SinkError>;
+
+/// How a sink starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SinkResume {
+    /// A fresh run: create (or replace) the output.
+    #[default]
+    Fresh,
+    /// Restoring a checkpoint whose sink position was this: keep the output up to it and
+    /// continue after it.
+    Truncate(u64),
+    /// Restoring a checkpoint that recorded no position for this sink: append.
+    Append,
 }

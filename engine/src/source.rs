@@ -7,10 +7,11 @@
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-use crossbeam_channel::Sender;
+use std::collections::BTreeMap;
+
 use eddy_scorer::encoding::FeatureKind;
 
-use crate::record::{DeadLetter, SourceBatch, StreamRole};
+use crate::record::{SourceBatch, StreamRole};
 
 /// Result of one poll of a source.
 #[derive(Debug)]
@@ -41,6 +42,39 @@ impl SourceError {
     }
 }
 
+/// Where a source resumes after a restart: just past the last batch the engine took from it.
+///
+/// A checkpoint stores one per source, next to the state that reflects exactly the rows before
+/// it (rows the engine had taken but not yet processed are checkpointed with the state), so a
+/// restored pipeline reads every record once.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum SourcePosition {
+    /// Newline-delimited text: the next line's index and byte offset.
+    Lines {
+        /// 0-based index of the next line.
+        line: u64,
+        /// Byte offset of the next line.
+        byte: u64,
+    },
+    /// Row-oriented input (Arrow IPC files, generators): rows already handed over.
+    Rows {
+        /// Number of rows handed over.
+        rows: u64,
+    },
+    /// A generator: batches handed over (it regenerates and discards them to resume, which
+    /// reproduces its random state exactly).
+    Batches {
+        /// Number of batches handed over.
+        batches: u64,
+    },
+    /// A partitioned stream topic: the next offset to read in each partition.
+    Partitions {
+        /// Partition number to next offset.
+        next: BTreeMap<u32, i64>,
+    },
+}
+
 /// A source of events and/or labels.
 pub trait Source: Send {
     /// Reads and decodes the next batch.
@@ -56,6 +90,18 @@ pub trait Source: Send {
     /// The streams this source carries (one role for files, both for a generator). The merger
     /// waits for a batch of each before ordering rows, so this must not over-promise.
     fn roles(&self) -> Vec<StreamRole>;
+
+    /// Told, on the source's thread, that a checkpoint covering everything up to `durable` is
+    /// on disk: a source with an external cursor (a stream consumer's committed offset)
+    /// commits it now, never earlier, which is what makes delivery at-least-once and, with the
+    /// restored state, the effect exactly-once. Files have nothing to commit.
+    ///
+    /// # Errors
+    /// When the commit fails; the pipeline logs it and commits again after the next checkpoint.
+    fn commit(&mut self, durable: &SourcePosition) -> Result<(), SourceError> {
+        let _ = durable;
+        Ok(())
+    }
 }
 
 /// How the fields of a stream are decoded and validated.
@@ -93,8 +139,9 @@ pub struct SourceContext {
     pub role: StreamRole,
     /// Rows per batch.
     pub batch_size: usize,
-    /// Where rejected records go.
-    pub dead_letters: Sender<DeadLetter>,
+    /// Where to resume, when restoring from a checkpoint; `None` starts from the beginning (or
+    /// from the source's configured start position).
+    pub resume: Option<SourcePosition>,
     /// Set when the pipeline is asked to stop; unbounded sources must notice it.
     pub stop: Arc<AtomicBool>,
 }

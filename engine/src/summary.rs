@@ -100,10 +100,27 @@ pub struct RunSummary {
     pub registry_errors: Vec<String>,
     /// The model's input features.
     pub features: Vec<FeatureSummary>,
+    /// Checkpoints written by this process (0 when checkpoints are off).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub checkpoints: u64,
+    /// Longest engine pause for a checkpoint, seconds.
+    #[serde(default, skip_serializing_if = "is_zero_f64")]
+    pub checkpoint_max_seconds: f64,
+    /// Size of the last checkpoint, bytes.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub checkpoint_bytes: u64,
     /// Wall-clock duration of the run.
     pub elapsed_seconds: f64,
     /// Events per wall-clock second.
     pub events_per_second: f64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+fn is_zero_f64(x: &f64) -> bool {
+    *x == 0.0
 }
 
 impl RunSummary {

@@ -20,7 +20,8 @@ pub const MISSING_TOKEN: &[u8] = b"\0missing";
 pub const MIN_STD: f64 = 1e-12;
 
 /// What kind of value a feature holds, which decides how it is encoded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum FeatureKind {
     /// A real number; standardised when the encoding asks for it.
     Numeric,
@@ -65,7 +66,7 @@ impl NumericStats {
 }
 
 /// One non-zero entry of an encoded feature vector.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Feature {
     /// Index into the model's weights.
     pub index: u32,

@@ -8,7 +8,8 @@
 use crate::encoding::Feature;
 
 /// What the linear score means.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ModelKind {
     /// Binary logistic regression: the prediction is P(label = 1).
     Logistic,

@@ -259,6 +259,10 @@ pub enum PointerAction {
     Promote,
     /// CURRENT was moved back to an older version.
     Rollback,
+    /// The producing pipeline restored a checkpoint: versions it published after that
+    /// checkpoint were withdrawn (it publishes them again, identically) and CURRENT went back
+    /// to what it was at the checkpoint.
+    Restore,
     /// A model imported from another registry was promoted.
     Import,
 }
@@ -592,6 +596,44 @@ impl ModelRegistry {
         let _guard = self.write_lock.lock().unwrap_or_else(|p| p.into_inner());
         self.load(to)?;
         self.set_current_locked(to, PointerAction::Rollback, reason)
+    }
+
+    /// Withdraws every version after `keep_through` and points `CURRENT` at `current` (when it
+    /// is not already there), for a pipeline that restores a checkpoint taken when
+    /// `keep_through` was its last published version: it will publish the same versions again,
+    /// bit for bit, so the registry must look as it did then. Returns the withdrawn versions.
+    ///
+    /// A scorer that already mapped a withdrawn version keeps serving it until the same
+    /// version is published again (removing a mapped file does not invalidate the mapping).
+    ///
+    /// # Errors
+    ///
+    /// [`RegistryError::Io`] when a file cannot be removed or the pointer written.
+    pub fn rewind(
+        &self,
+        keep_through: u64,
+        current: Option<u64>,
+        reason: &str,
+    ) -> Result<Vec<u64>, RegistryError> {
+        let mut known_latest = self.write_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let withdrawn: Vec<u64> = self.versions()?.into_iter().filter(|v| *v > keep_through).collect();
+        for v in &withdrawn {
+            for path in [self.snapshot_path(*v), self.manifest_path(*v)] {
+                match std::fs::remove_file(&path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(io_err("cannot remove", &path)(e)),
+                }
+            }
+        }
+        *known_latest = None;
+        let now = self.current().ok().flatten();
+        if let Some(c) = current {
+            if now != Some(c) {
+                self.set_current_locked(c, PointerAction::Restore, reason)?;
+            }
+        }
+        Ok(withdrawn)
     }
 
     /// Imports the current model of the registry in `other` as a new version here and makes it

@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 
 use eddy_connectors::sinks::SinkConfig;
 use eddy_connectors::sources::SourceConfig;
+use eddy_engine::checkpoint::CheckpointConfig;
 use eddy_engine::drift::DriftMonitorConfig;
 use eddy_engine::evaluator::EvaluationConfig;
 use eddy_engine::feature_stats::{FeatureWindowConfig, ReferenceDriftSection};
@@ -83,6 +84,9 @@ pub struct PipelineConfig {
     /// The admin endpoint (manual retrains), off by default.
     #[serde(default)]
     pub admin: AdminConfig,
+    /// Checkpoints of the whole pipeline state (crash recovery), off by default.
+    #[serde(default)]
+    pub checkpoint: Option<CheckpointConfig>,
 }
 
 fn default_batch_size() -> usize {

@@ -5,6 +5,7 @@ use eddy_engine::record::StreamRole;
 
 use super::load::{suggest, ConfigError, Located};
 use super::PipelineConfig;
+use eddy_connectors::sources::SourceConfig;
 
 /// Every problem of a deserialised config, located in its file.
 pub(super) fn check(c: &PipelineConfig, at: &Located) -> Vec<ConfigError> {
@@ -186,6 +187,26 @@ pub(super) fn check(c: &PipelineConfig, at: &Located) -> Vec<ConfigError> {
                     c.admin.listen
                 ),
             );
+        }
+    }
+    if let Some(cp) = &c.checkpoint {
+        for (key, message) in cp.problems() {
+            err(format!("checkpoint.{key}"), message);
+        }
+        for (name, sink) in &c.sinks {
+            if let Some(why) = sink.checkpoint_problem() {
+                err(format!("sinks.{name}.kind"), why.to_string());
+            }
+        }
+        for (name, source) in &c.sources {
+            if source.kind() == "stdin"
+                || source.path().is_none() && matches!(source, SourceConfig::Jsonl(_) | SourceConfig::Csv(_))
+            {
+                err(
+                    format!("sources.{name}.kind"),
+                    "stdin cannot resume from a checkpoint (it cannot be re-read); read a file, or leave out [checkpoint]".into(),
+                );
+            }
         }
     }
     if c.registry.publish_every_updates == Some(0) {

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use arrow_array::RecordBatch;
 use arrow_ipc::writer::FileWriter;
-use eddy_engine::sink::{Sink, SinkError, SinkInput};
+use eddy_engine::sink::{Sink, SinkError, SinkInput, SinkResume};
 use serde::{Deserialize, Serialize};
 
 use super::jsonl::create_file;
@@ -28,7 +28,10 @@ impl ArrowIpcSinkConfig {
     ///
     /// # Errors
     /// When the file cannot be created.
-    pub fn build(&self, name: &str) -> Result<Box<dyn Sink>, SinkError> {
+    pub fn build(&self, name: &str, resume: SinkResume) -> Result<Box<dyn Sink>, SinkError> {
+        if resume != SinkResume::Fresh {
+            return Err(SinkError::new(name, NO_CHECKPOINTS));
+        }
         let file = create_file(name, &self.path, false)?;
         Ok(Box::new(ArrowIpcSink { name: name.to_string(), file: Some(file), writer: None }))
     }
@@ -60,4 +63,11 @@ impl Sink for ArrowIpcSink {
         }
         Ok(())
     }
+
+    fn checkpoint(&mut self) -> Result<Option<u64>, SinkError> {
+        Err(SinkError::new(&self.name, NO_CHECKPOINTS))
+    }
 }
+
+/// Why an Arrow IPC file cannot be part of a checkpointed pipeline.
+pub const NO_CHECKPOINTS: &str = "an arrow_ipc sink cannot continue after a restart (an IPC file is only valid once its footer is written); with [checkpoint], write jsonl or csv";

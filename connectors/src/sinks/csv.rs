@@ -5,10 +5,10 @@ use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 
 use arrow_array::RecordBatch;
-use eddy_engine::sink::{Sink, SinkError, SinkInput};
+use eddy_engine::sink::{Sink, SinkError, SinkInput, SinkResume};
 use serde::{Deserialize, Serialize};
 
-use super::jsonl::create_file;
+use super::jsonl::{durable_length, open_output};
 
 /// A CSV file.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -26,12 +26,14 @@ impl CsvSinkConfig {
     ///
     /// # Errors
     /// When the file cannot be created.
-    pub fn build(&self, name: &str) -> Result<Box<dyn Sink>, SinkError> {
-        let file = create_file(name, &self.path, false)?;
+    pub fn build(&self, name: &str, resume: SinkResume) -> Result<Box<dyn Sink>, SinkError> {
+        let file = open_output(name, &self.path, false, resume)?;
+        // A restored file keeps its header; an appended-to empty file still needs one.
+        let has_content = file.metadata().map(|m| m.len() > 0).unwrap_or(false);
         Ok(Box::new(CsvSink {
             name: name.to_string(),
             out: Some(BufWriter::with_capacity(1 << 20, file)),
-            wrote_header: false,
+            wrote_header: resume != SinkResume::Fresh && has_content,
         }))
     }
 }
@@ -57,5 +59,10 @@ impl Sink for CsvSink {
             out.flush().map_err(|e| SinkError::new(&self.name, e.to_string()))?;
         }
         Ok(())
+    }
+
+    fn checkpoint(&mut self) -> Result<Option<u64>, SinkError> {
+        let out = self.out.as_mut().ok_or_else(|| SinkError::new(&self.name, "sink already closed"))?;
+        durable_length(&self.name, out).map(Some)
     }
 }

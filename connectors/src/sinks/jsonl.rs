@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use arrow_array::RecordBatch;
 use arrow_json::LineDelimitedWriter;
-use eddy_engine::sink::{Sink, SinkError, SinkInput};
+use eddy_engine::sink::{Sink, SinkError, SinkInput, SinkResume};
 use serde::{Deserialize, Serialize};
 
 /// A JSON-lines file.
@@ -28,8 +28,8 @@ impl JsonLinesSinkConfig {
     ///
     /// # Errors
     /// When the file cannot be created.
-    pub fn build(&self, name: &str) -> Result<Box<dyn Sink>, SinkError> {
-        let file = create_file(name, &self.path, self.append)?;
+    pub fn build(&self, name: &str, resume: SinkResume) -> Result<Box<dyn Sink>, SinkError> {
+        let file = open_output(name, &self.path, self.append, resume)?;
         Ok(Box::new(JsonLinesSink {
             name: name.to_string(),
             writer: BufWriter::with_capacity(1 << 20, file),
@@ -53,6 +53,57 @@ pub fn create_file(name: &str, path: &std::path::Path, append: bool) -> Result<F
         .truncate(!append)
         .open(path)
         .map_err(|e| SinkError::new(name, format!("cannot open {}: {e}", path.display())))
+}
+
+/// Opens a file sink's output for `resume`: a fresh run creates it (or appends with
+/// `append`); a restored run cuts it back to the checkpointed length — dropping what was
+/// written after the checkpoint, which the restored run writes again identically — or, with
+/// no recorded length, appends.
+///
+/// # Errors
+/// When the file cannot be opened, or is shorter than the checkpointed length (it was
+/// replaced or truncated since: its rows would be lost).
+pub fn open_output(
+    name: &str,
+    path: &std::path::Path,
+    append: bool,
+    resume: SinkResume,
+) -> Result<File, SinkError> {
+    match resume {
+        SinkResume::Fresh => create_file(name, path, append),
+        SinkResume::Append => create_file(name, path, true),
+        SinkResume::Truncate(len) => {
+            let err =
+                |e: std::io::Error| SinkError::new(name, format!("cannot reopen {}: {e}", path.display()));
+            let file = OpenOptions::new().write(true).open(path).map_err(err)?;
+            let now = file.metadata().map_err(err)?.len();
+            if now < len {
+                return Err(SinkError::new(
+                    name,
+                    format!(
+                        "{} has {now} bytes but the checkpoint recorded {len}: it was replaced or truncated since the checkpoint",
+                        path.display()
+                    ),
+                ));
+            }
+            file.set_len(len).map_err(err)?;
+            let mut file = file;
+            std::io::Seek::seek(&mut file, std::io::SeekFrom::End(0)).map_err(err)?;
+            Ok(file)
+        }
+    }
+}
+
+/// Flushes `writer`, fsyncs its file and returns the file's length: the position a
+/// checkpoint records for a file sink.
+///
+/// # Errors
+/// When flushing or syncing fails.
+pub fn durable_length(name: &str, writer: &mut BufWriter<File>) -> Result<u64, SinkError> {
+    writer.flush().map_err(|e| SinkError::new(name, e.to_string()))?;
+    let file = writer.get_ref();
+    file.sync_data().map_err(|e| SinkError::new(name, e.to_string()))?;
+    file.metadata().map(|m| m.len()).map_err(|e| SinkError::new(name, e.to_string()))
 }
 
 /// See the module docs.
@@ -79,5 +130,9 @@ impl Sink for JsonLinesSink {
     fn flush(&mut self) -> Result<(), SinkError> {
         self.writer.flush().map_err(|e| SinkError::new(&self.name, e.to_string()))?;
         self.writer.get_ref().sync_data().map_err(|e| SinkError::new(&self.name, e.to_string()))
+    }
+
+    fn checkpoint(&mut self) -> Result<Option<u64>, SinkError> {
+        durable_length(&self.name, &mut self.writer).map(Some)
     }
 }

@@ -6,7 +6,7 @@ pub mod csv;
 pub mod jsonl;
 pub mod stdout;
 
-use eddy_engine::sink::{Sink, SinkError, SinkInput};
+use eddy_engine::sink::{Sink, SinkError, SinkInput, SinkResume};
 use serde::{Deserialize, Serialize};
 
 /// Configuration of any sink, tagged by `kind`.
@@ -52,12 +52,20 @@ impl SinkConfig {
     ///
     /// # Errors
     /// When the destination cannot be opened.
-    pub fn build(&self, name: &str) -> Result<Box<dyn Sink>, SinkError> {
+    pub fn build(&self, name: &str, resume: SinkResume) -> Result<Box<dyn Sink>, SinkError> {
         match self {
-            SinkConfig::Jsonl(c) => c.build(name),
+            SinkConfig::Jsonl(c) => c.build(name, resume),
             SinkConfig::Stdout(c) => Ok(c.build(name)),
-            SinkConfig::Csv(c) => c.build(name),
-            SinkConfig::ArrowIpc(c) => c.build(name),
+            SinkConfig::Csv(c) => c.build(name, resume),
+            SinkConfig::ArrowIpc(c) => c.build(name, resume),
+        }
+    }
+
+    /// Why this sink cannot be used with checkpoints, if it cannot.
+    pub fn checkpoint_problem(&self) -> Option<&'static str> {
+        match self {
+            SinkConfig::ArrowIpc(_) => Some(arrow_ipc::NO_CHECKPOINTS),
+            _ => None,
         }
     }
 }

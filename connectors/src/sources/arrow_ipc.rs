@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use arrow_array::RecordBatch;
 use arrow_ipc::reader::{FileReader, StreamReader};
 use eddy_engine::record::StreamRole;
-use eddy_engine::source::{Poll, Source, SourceContext, SourceError};
+use eddy_engine::source::{Poll, Source, SourceContext, SourceError, SourcePosition};
 use serde::{Deserialize, Serialize};
 
 use super::normalize::Normalizer;
@@ -63,34 +63,68 @@ impl ArrowIpcSourceConfig {
                 err(format!("{} is neither an Arrow IPC file nor an IPC stream: {e}", self.path.display()))
             })?)
         };
-        Ok(Box::new(ArrowIpcSource {
+        let mut source = ArrowIpcSource {
             name: cx.name.clone(),
             reader,
-            normalizer: Normalizer::new(&cx.name, cx.role, cx.spec().clone(), cx.dead_letters.clone()),
+            normalizer: Normalizer::new(&cx.name, cx.role, cx.spec().clone()),
             next_row: 0,
             pending: None,
             batch_size: cx.batch_size,
-        }))
+        };
+        match &cx.resume {
+            None => {}
+            Some(SourcePosition::Rows { rows }) => source.skip(*rows)?,
+            Some(other) => return Err(err(format!(
+                "the checkpoint's position {other:?} is not a row position; was the source's kind changed?"
+            ))),
+        }
+        Ok(Box::new(source))
+    }
+}
+
+impl ArrowIpcSource {
+    /// The next stretch of rows to hand out: the rest of a batch cut earlier, or a new batch.
+    fn next_batch(&mut self) -> Result<Option<(RecordBatch, usize)>, SourceError> {
+        if let Some(p) = self.pending.take() {
+            return Ok(Some(p));
+        }
+        let next = match &mut self.reader {
+            Reader::File(r) => r.next(),
+            Reader::Stream(r) => r.next(),
+        };
+        match next {
+            None => Ok(None),
+            Some(Err(e)) => Err(SourceError::new(&self.name, format!("cannot read batch: {e}"))),
+            Some(Ok(b)) => Ok(Some((b, 0))),
+        }
+    }
+
+    /// Skips the first `rows` rows (resuming from a checkpoint).
+    fn skip(&mut self, rows: u64) -> Result<(), SourceError> {
+        while self.next_row < rows {
+            let Some((batch, start)) = self.next_batch()? else {
+                return Err(SourceError::new(
+                    &self.name,
+                    format!(
+                        "the checkpoint resumes at row {rows} but the file has only {} rows",
+                        self.next_row
+                    ),
+                ));
+            };
+            let take = ((batch.num_rows() - start) as u64).min(rows - self.next_row) as usize;
+            if start + take < batch.num_rows() {
+                self.pending = Some((batch, start + take));
+            }
+            self.next_row += take as u64;
+        }
+        Ok(())
     }
 }
 
 impl Source for ArrowIpcSource {
     fn poll(&mut self) -> Result<Poll, SourceError> {
-        let (batch, start) = match self.pending.take() {
-            Some(p) => p,
-            None => {
-                let next = match &mut self.reader {
-                    Reader::File(r) => r.next(),
-                    Reader::Stream(r) => r.next(),
-                };
-                match next {
-                    None => return Ok(Poll::End),
-                    Some(Err(e)) => {
-                        return Err(SourceError::new(&self.name, format!("cannot read batch: {e}")))
-                    }
-                    Some(Ok(b)) => (b, 0),
-                }
-            }
+        let Some((batch, start)) = self.next_batch()? else {
+            return Ok(Poll::End);
         };
         // Large IPC batches are cut to the pipeline's batch size to keep latency and memory
         // per message bounded.
@@ -102,7 +136,9 @@ impl Source for ArrowIpcSource {
         let offsets: Vec<u64> = (self.next_row..self.next_row + len as u64).collect();
         self.next_row += len as u64;
         let raw = |i: usize| render_row(&slice, i);
-        Ok(Poll::Batch(self.normalizer.normalize(slice.clone(), offsets, &raw)))
+        let mut out = self.normalizer.normalize(slice.clone(), offsets, &raw);
+        out.position = Some(SourcePosition::Rows { rows: self.next_row });
+        Ok(Poll::Batch(out))
     }
 
     fn roles(&self) -> Vec<eddy_engine::record::StreamRole> {

@@ -64,7 +64,8 @@ impl CsvSourceConfig {
             schema: None,
             batch_size: cx.batch_size,
         };
-        Ok(Box::new(TextSource::new(&cx.name, reader, Box::new(decoder), normalizer, cx.batch_size, bounded)))
+        let source = TextSource::new(&cx.name, reader, Box::new(decoder), normalizer, cx.batch_size, bounded);
+        Ok(Box::new(source.resuming(cx, &self.path)?))
     }
 }
 

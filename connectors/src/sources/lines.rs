@@ -61,13 +61,26 @@ pub struct LineReader {
     reader: Box<dyn BufRead + Send>,
     follow: bool,
     next_line: u64,
+    /// Bytes taken from `reader` so far (including any skipped before it was handed over).
+    consumed: u64,
     partial: Vec<u8>,
 }
 
 impl LineReader {
     /// Reads from `reader`; with `follow`, end of input means "wait for more".
     pub fn new(reader: Box<dyn BufRead + Send>, follow: bool) -> Self {
-        LineReader { reader, follow, next_line: 0, partial: Vec::new() }
+        LineReader { reader, follow, next_line: 0, consumed: 0, partial: Vec::new() }
+    }
+
+    /// Reads from `reader`, which is already positioned at byte `byte` of its input, where line
+    /// `line` starts (a resume from a checkpointed position).
+    pub fn resume_at(reader: Box<dyn BufRead + Send>, follow: bool, line: u64, byte: u64) -> Self {
+        LineReader { reader, follow, next_line: line, consumed: byte, partial: Vec::new() }
+    }
+
+    /// The index and byte offset of the next line not yet returned in a chunk.
+    pub fn position(&self) -> (u64, u64) {
+        (self.next_line, self.consumed - self.partial.len() as u64)
     }
 
     /// Skips `n` lines (e.g. a CSV header, or lines already processed before a restart).
@@ -77,9 +90,11 @@ impl LineReader {
     pub fn skip_lines(&mut self, n: u64, out: &mut Vec<u8>) -> io::Result<()> {
         for _ in 0..n {
             out.clear();
-            if self.reader.read_until(b'\n', out)? == 0 {
+            let n = self.reader.read_until(b'\n', out)?;
+            if n == 0 {
                 break;
             }
+            self.consumed += n as u64;
             self.next_line += 1;
         }
         Ok(())
@@ -136,6 +151,7 @@ impl LineReader {
             }
             chunk.buf.extend_from_slice(&available[..take]);
             self.reader.consume(take);
+            self.consumed += take as u64;
             if last_end.is_some() {
                 let LineChunk { buf, lines, offsets } = chunk;
                 let mut start = line_start;
@@ -205,6 +221,35 @@ mod tests {
         }
         let want: Vec<(u64, String)> = (0..10).map(|i| (i, format!("line{i}"))).collect();
         assert_eq!(seen, want);
+    }
+
+    #[test]
+    fn positions_resume_exactly_where_a_chunk_ended() {
+        let data: Vec<u8> = b"a\n\nbb\r\nccc\nd\ne".to_vec();
+        for max in 1..5 {
+            let mut r = LineReader::new(
+                Box::new(std::io::BufReader::with_capacity(3, std::io::Cursor::new(data.clone()))),
+                false,
+            );
+            let mut c = LineChunk::default();
+            r.read_chunk(max, &mut c).unwrap();
+            let first: Vec<u64> = c.offsets.clone();
+            let (line, byte) = r.position();
+            let mut rest = std::io::Cursor::new(data.clone());
+            rest.set_position(byte);
+            let mut resumed = LineReader::resume_at(Box::new(rest), false, line, byte);
+            let mut all = first;
+            loop {
+                let mut c = LineChunk::default();
+                let state = resumed.read_chunk(max, &mut c).unwrap();
+                all.extend(&c.offsets);
+                if state == ReadState::End {
+                    break;
+                }
+            }
+            assert_eq!(all, vec![0, 2, 3, 4, 5], "max_lines {max}");
+            assert_eq!(resumed.position(), (6, data.len() as u64));
+        }
     }
 
     #[test]

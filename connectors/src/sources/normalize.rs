@@ -13,7 +13,6 @@ use arrow_array::cast::AsArray;
 use arrow_array::types::{Float64Type, Int64Type};
 use arrow_array::{Array, ArrayRef, BooleanArray, Float64Array, Int64Array, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, SchemaRef, TimeUnit};
-use crossbeam_channel::Sender;
 use eddy_engine::record::{DeadLetter, SourceBatch, StreamRole};
 use eddy_engine::source::StreamSpec;
 use eddy_scorer::encoding::FeatureKind;
@@ -44,7 +43,8 @@ pub struct Normalizer {
     source: String,
     role: StreamRole,
     spec: StreamSpec,
-    dead_letters: Sender<DeadLetter>,
+    /// Rejected records not yet attached to a batch.
+    rejected: Vec<DeadLetter>,
 }
 
 /// The type a column of the decoded schema should be read as, before validation.
@@ -137,8 +137,8 @@ pub fn decode_schema(spec: &StreamSpec, inferred: &Schema) -> SchemaRef {
 
 impl Normalizer {
     /// A normaliser for source `source` playing `role` with `spec`.
-    pub fn new(source: &str, role: StreamRole, spec: StreamSpec, dead_letters: Sender<DeadLetter>) -> Self {
-        Normalizer { source: source.to_string(), role, spec, dead_letters }
+    pub fn new(source: &str, role: StreamRole, spec: StreamSpec) -> Self {
+        Normalizer { source: source.to_string(), role, spec, rejected: Vec::new() }
     }
 
     /// The stream role.
@@ -151,16 +151,30 @@ impl Normalizer {
         &self.spec
     }
 
-    /// Sends one dead letter (blocking when the dead-letter sink is slow: backpressure, never
-    /// loss).
-    pub fn reject(&self, offset: u64, reason: &str, detail: impl Into<String>, record: &str) {
-        let _ = self.dead_letters.send(DeadLetter::new(&self.source, offset, reason, detail, record));
+    /// Records one dead letter; it leaves with the next batch this normaliser produces (see
+    /// [`SourceBatch::dead_letters`]).
+    pub fn reject(&mut self, offset: u64, reason: &str, detail: impl Into<String>, record: &str) {
+        self.rejected.push(DeadLetter::new(&self.source, offset, reason, detail, record));
+    }
+
+    /// Whether rejected records wait for a batch.
+    pub fn has_rejects(&self) -> bool {
+        !self.rejected.is_empty()
+    }
+
+    /// A batch with no rows that carries the pending dead letters (a stretch of input where
+    /// every record was bad still has to report them, and its position).
+    pub fn rejects_only(&mut self) -> SourceBatch {
+        let mut b =
+            SourceBatch::new(self.role, RecordBatch::new_empty(Arc::new(Schema::empty())), Vec::new());
+        b.dead_letters = std::mem::take(&mut self.rejected);
+        b
     }
 
     /// Validates and normalises `batch`, whose row `i` came from source offset `offsets[i]`.
     /// `raw(i)` renders row `i` as it was read, for dead letters.
     pub fn normalize(
-        &self,
+        &mut self,
         batch: RecordBatch,
         offsets: Vec<u64>,
         raw: &dyn Fn(usize) -> String,
@@ -211,7 +225,9 @@ impl Normalizer {
         let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
             .expect("normalised columns keep their row count");
         if rejected == 0 {
-            return SourceBatch { role: self.role, batch, offsets };
+            let mut out = SourceBatch::new(self.role, batch, offsets);
+            out.dead_letters = std::mem::take(&mut self.rejected);
+            return out;
         }
         for (i, b) in bad.iter().enumerate() {
             if let Some((reason, detail)) = b {
@@ -222,7 +238,10 @@ impl Normalizer {
         let batch =
             arrow_select::filter::filter_record_batch(&batch, &keep).expect("filter keeps the schema");
         let offsets = offsets.into_iter().zip(&bad).filter(|(_, b)| b.is_none()).map(|(o, _)| o).collect();
-        SourceBatch { role: self.role, batch, offsets }
+        let mut out = SourceBatch::new(self.role, batch, offsets);
+        out.dead_letters = std::mem::take(&mut self.rejected);
+        out.dead_letters.sort_by_key(|d| d.offset);
+        out
     }
 
     fn required(&self) -> Vec<(String, &'static str, &'static str)> {
@@ -514,8 +533,7 @@ mod tests {
 
     #[test]
     fn bad_rows_become_dead_letters_and_good_rows_go_on() {
-        let (tx, rx) = crossbeam_channel::unbounded();
-        let norm = Normalizer::new("events", StreamRole::Events, spec(false), tx);
+        let mut norm = Normalizer::new("events", StreamRole::Events, spec(false));
         let batch = RecordBatch::try_from_iter([
             (
                 "id",
@@ -552,7 +570,7 @@ mod tests {
             &[1000, 1700000000000]
         );
         assert_eq!(out.batch.column_by_name("n").unwrap().data_type(), &DataType::Float64);
-        let dead: Vec<_> = rx.try_iter().map(|d| (d.offset, d.reason, d.record)).collect();
+        let dead: Vec<_> = out.dead_letters.into_iter().map(|d| (d.offset, d.reason, d.record)).collect();
         assert_eq!(
             dead,
             vec![
@@ -565,8 +583,7 @@ mod tests {
 
     #[test]
     fn labels_must_be_binary_for_classification() {
-        let (tx, rx) = crossbeam_channel::unbounded();
-        let norm = Normalizer::new("labels", StreamRole::Labels, spec(true), tx);
+        let mut norm = Normalizer::new("labels", StreamRole::Labels, spec(true));
         let batch = RecordBatch::try_from_iter([
             ("id", Arc::new(StringArray::from(vec!["a", "b", "c"])) as ArrayRef),
             ("ts", Arc::new(Int64Array::from(vec![1, 2, 3])) as _),
@@ -575,7 +592,7 @@ mod tests {
         .unwrap();
         let out = norm.normalize(batch, vec![0, 1, 2], &|_| String::new());
         assert_eq!(out.batch.num_rows(), 1);
-        let reasons: Vec<_> = rx.try_iter().map(|d| d.reason).collect();
+        let reasons: Vec<_> = out.dead_letters.into_iter().map(|d| d.reason).collect();
         assert_eq!(reasons, vec!["bad_label", "missing_label"]);
     }
 }

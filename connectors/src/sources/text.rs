@@ -7,7 +7,7 @@
 
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
-use eddy_engine::source::{Poll, Source, SourceContext, SourceError};
+use eddy_engine::source::{Poll, Source, SourceContext, SourceError, SourcePosition};
 
 use super::lines::{LineChunk, LineReader, ReadState};
 use super::normalize::{reason, Normalizer};
@@ -47,6 +47,8 @@ pub struct TextSource {
     inferred: bool,
     chunk: LineChunk,
     ended: bool,
+    /// Whether positions mean something (a file, not stdin).
+    seekable: bool,
 }
 
 impl TextSource {
@@ -69,7 +71,78 @@ impl TextSource {
             inferred: false,
             chunk: LineChunk::default(),
             ended: false,
+            seekable: true,
         }
+    }
+
+    /// Marks the input as not seekable (stdin): its batches carry no position and it cannot
+    /// resume from a checkpoint.
+    pub fn unseekable(mut self) -> Self {
+        self.seekable = false;
+        self
+    }
+
+    /// Applies `cx.resume` when the pipeline restores a checkpoint: the schema is inferred from
+    /// the first lines of `path`, exactly as in the run that wrote the checkpoint (inferring
+    /// from the lines after the position could pick other types and change the model), and
+    /// reading then continues at the checkpointed line.
+    ///
+    /// # Errors
+    /// When the position is not a text position, the input is stdin, or the file is shorter
+    /// than the position (it was replaced or truncated since).
+    pub fn resuming(mut self, cx: &SourceContext, path: &std::path::Path) -> Result<Self, SourceError> {
+        if path.as_os_str() == "-" {
+            self = self.unseekable();
+        }
+        let Some(position) = &cx.resume else {
+            return Ok(self);
+        };
+        let SourcePosition::Lines { line, byte } = *position else {
+            return Err(SourceError::new(
+                &self.name,
+                format!("the checkpoint's position {position:?} is not a line position; was the source's kind changed?"),
+            ));
+        };
+        if !self.seekable {
+            return Err(SourceError::new(&self.name, "stdin cannot resume from a checkpoint"));
+        }
+        let mut sample = LineChunk::default();
+        self.reader.read_chunk(self.batch_size, &mut sample).map_err(|e| self.io_error(e))?;
+        if !sample.is_empty() {
+            self.decoder.infer(&sample).map_err(|e| SourceError::new(&self.name, e))?;
+            self.inferred = true;
+        }
+        let open = || -> std::io::Result<(std::fs::File, u64)> {
+            let mut f = std::fs::File::open(path)?;
+            let len = f.metadata()?.len();
+            std::io::Seek::seek(&mut f, std::io::SeekFrom::Start(byte.min(len)))?;
+            Ok((f, len))
+        };
+        let (file, len) = open().map_err(|e| self.io_error(e))?;
+        if len < byte {
+            return Err(SourceError::new(
+                &self.name,
+                format!(
+                    "{} has {len} bytes but the checkpoint resumes at byte {byte}: the file was replaced or truncated since the checkpoint",
+                    path.display()
+                ),
+            ));
+        }
+        let follow = !self.bounded;
+        self.reader = LineReader::resume_at(
+            Box::new(std::io::BufReader::with_capacity(1 << 20, file)),
+            follow,
+            line,
+            byte,
+        );
+        Ok(self)
+    }
+
+    fn position(&self) -> Option<SourcePosition> {
+        self.seekable.then(|| {
+            let (line, byte) = self.reader.position();
+            SourcePosition::Lines { line, byte }
+        })
     }
 
     fn io_error(&self, e: std::io::Error) -> SourceError {
@@ -146,10 +219,19 @@ impl Source for TextSource {
             }
             let out = self.decode(&chunk);
             self.chunk = chunk;
+            let out = match out {
+                Some(b) => Some(b),
+                // A chunk of only bad lines still reports them (and how far it got).
+                None if self.normalizer.has_rejects() => Some(self.normalizer.rejects_only()),
+                None => None,
+            };
             match out {
-                Some(b) => return Ok(Poll::Batch(b)),
+                Some(mut b) => {
+                    b.position = self.position();
+                    return Ok(Poll::Batch(b));
+                }
                 None if state == ReadState::Waiting => return Ok(Poll::Idle),
-                // A chunk of only bad lines: read on.
+                // Only blank lines: read on.
                 None => {}
             }
         }
@@ -178,7 +260,7 @@ pub fn open_text(
     let input = open_input(path)
         .map_err(|e| SourceError::new(&cx.name, format!("cannot open {}: {e}", path.display())))?;
     let bounded = !follow && path.as_os_str() != "-";
-    let normalizer = Normalizer::new(&cx.name, cx.role, cx.spec().clone(), cx.dead_letters.clone());
+    let normalizer = Normalizer::new(&cx.name, cx.role, cx.spec().clone());
     Ok((LineReader::new(input, follow), normalizer, bounded))
 }
 

@@ -19,7 +19,7 @@ use arrow_array::builder::{Float64Builder, Int64Builder, StringBuilder};
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use eddy_engine::record::{SourceBatch, StreamRole};
-use eddy_engine::source::{Poll, Source, SourceContext, SourceError};
+use eddy_engine::source::{Poll, Source, SourceContext, SourceError, SourcePosition};
 use eddy_engine::units::ConfigDuration;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -155,7 +155,7 @@ impl GeneratorSourceConfig {
             Field::new(&cx.labels.time, DataType::Int64, false),
             Field::new(label_name, DataType::Float64, false),
         ]));
-        Ok(Box::new(GeneratorSource {
+        let mut source = GeneratorSource {
             prefix: self.concept.name(),
             stream,
             kinds: fields.iter().map(|f| f.1).collect(),
@@ -175,7 +175,29 @@ impl GeneratorSourceConfig {
             values: Vec::new(),
             batch_size: cx.batch_size,
             labels_due: false,
-        }))
+            batches: 0,
+        };
+        match &cx.resume {
+            None => {}
+            Some(SourcePosition::Batches { batches }) => {
+                // Regenerate and discard: the random streams end up exactly where they were.
+                while source.batches < *batches {
+                    if source.next_batch().is_none() {
+                        return Err(SourceError::new(
+                            &cx.name,
+                            format!("the checkpoint resumes after batch {batches} but the generator ends after {}", source.batches),
+                        ));
+                    }
+                }
+            }
+            Some(other) => {
+                return Err(SourceError::new(
+                    &cx.name,
+                    format!("the checkpoint's position {other:?} is not a generator position; was the source's kind changed?"),
+                ))
+            }
+        }
+        Ok(Box::new(source))
     }
 }
 
@@ -202,6 +224,8 @@ pub struct GeneratorSource {
     batch_size: usize,
     /// Whether the next poll emits the labels due so far.
     labels_due: bool,
+    /// Batches handed over (the resume position).
+    batches: u64,
 }
 
 impl GeneratorSource {
@@ -230,7 +254,7 @@ impl GeneratorSource {
         }
         let cols: Vec<ArrayRef> = vec![Arc::new(ids.finish()), Arc::new(ts.finish()), Arc::new(ys.finish())];
         let batch = RecordBatch::try_new(self.label_schema.clone(), cols).expect("label columns match");
-        SourceBatch { role: StreamRole::Labels, batch, offsets }
+        SourceBatch::new(StreamRole::Labels, batch, offsets)
     }
 
     fn emit_events(&mut self) -> SourceBatch {
@@ -265,7 +289,7 @@ impl GeneratorSource {
             });
         }
         let batch = RecordBatch::try_new(self.event_schema.clone(), cols).expect("event columns match");
-        SourceBatch { role: StreamRole::Events, batch, offsets }
+        SourceBatch::new(StreamRole::Events, batch, offsets)
     }
 
     fn pace(&self) {
@@ -278,25 +302,40 @@ impl GeneratorSource {
     }
 }
 
-impl Source for GeneratorSource {
-    fn poll(&mut self) -> Result<Poll, SourceError> {
-        self.pace();
-        // Events and labels alternate: a batch of events, then every label due before the next
-        // event (possibly none: an empty batch still tells the merger the labels lane is alive).
-        // The engine's merger interleaves the two lanes row by row in event-time order.
-        if self.events_left() {
+impl GeneratorSource {
+    /// The next batch, `None` at the end.
+    ///
+    /// Events and labels alternate: a batch of events, then every label due before the next
+    /// event (possibly none: an empty batch still tells the merger the labels lane is alive).
+    /// The engine's merger interleaves the two lanes row by row in event-time order.
+    fn next_batch(&mut self) -> Option<SourceBatch> {
+        let mut batch = if self.events_left() {
             if self.labels_due {
                 self.labels_due = false;
                 let next = self.event_time(self.position);
-                return Ok(Poll::Batch(self.emit_labels(Some(next))));
+                self.emit_labels(Some(next))
+            } else {
+                self.labels_due = true;
+                self.emit_events()
             }
-            self.labels_due = true;
-            return Ok(Poll::Batch(self.emit_events()));
-        }
-        if !self.labels.is_empty() {
-            return Ok(Poll::Batch(self.emit_labels(None)));
-        }
-        Ok(Poll::End)
+        } else if !self.labels.is_empty() {
+            self.emit_labels(None)
+        } else {
+            return None;
+        };
+        self.batches += 1;
+        batch.position = Some(SourcePosition::Batches { batches: self.batches });
+        Some(batch)
+    }
+}
+
+impl Source for GeneratorSource {
+    fn poll(&mut self) -> Result<Poll, SourceError> {
+        self.pace();
+        Ok(match self.next_batch() {
+            Some(b) => Poll::Batch(b),
+            None => Poll::End,
+        })
     }
 
     fn roles(&self) -> Vec<eddy_engine::record::StreamRole> {
