@@ -444,6 +444,18 @@ impl<'s> Engine<'s> {
         Ok(())
     }
 
+    /// Publishes the champion the moment it has learned `publish_every_updates` more labels:
+    /// checked per label (one comparison), so the version every prediction carries depends on
+    /// the data only — not on batch boundaries, which differ after a restart.
+    #[inline]
+    fn publish_when_due(&mut self) {
+        if let Some(n) = self.spec.registry.as_ref().and_then(|r| r.every_updates) {
+            if self.learning.slots[0].learner.updates() - self.published_updates >= n {
+                self.maybe_publish_champion(false);
+            }
+        }
+    }
+
     /// Counts the dead letters of the batches the merger took and hands them to the
     /// dead-letter thread.
     fn emit_dead_letters(&mut self, merger: &mut StreamMerger) -> Result<(), EngineError> {
@@ -608,6 +620,7 @@ impl<'s> Engine<'s> {
                 EventOutcome::JoinedEarly(y) => {
                     let buffer = self.retrain.as_mut().map(|rt| &mut rt.buffer);
                     self.learning.learn(&self.row, &self.scores, y, index, ts, buffer);
+                    self.publish_when_due();
                 }
                 EventOutcome::Buffered | EventOutcome::Rejected => {}
             }
@@ -666,6 +679,7 @@ impl<'s> Engine<'s> {
             if let LabelOutcome::Joined(j) = self.join.take_label(xxh3_64(keys.value(r).as_bytes()), ts, y) {
                 let buffer = self.retrain.as_mut().map(|rt| &mut rt.buffer);
                 self.learning.learn(j.row, j.predictions, y, j.event_index, j.event_ts, buffer);
+                self.publish_when_due();
             }
             if self.learning.gate.is_some() {
                 self.maybe_promote(ts);

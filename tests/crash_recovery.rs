@@ -1,0 +1,260 @@
+//! Crash recovery: `eddy run` SIGKILLed at random points and restarted from its checkpoints
+//! ends exactly where an uninterrupted run ends — same predictions, dead letters and drift
+//! events (file sinks are cut back to the checkpoint and re-emitted), same summary, same final
+//! model bit for bit.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{eddy, eddy_ok, json, root, KillOnDrop};
+
+/// A replay with everything that holds state: two slots and a promotion gate, a drift monitor
+/// on the champion's error, a tumbling window, a registry, dead letters, and checkpoints every
+/// 1500 events with small batches (so kills land between and inside checkpoints).
+fn setup(dir: &Path) {
+    let events = std::fs::read_to_string(root().join("tests/fixtures/streams/sea/events.jsonl")).unwrap();
+    let mut out = String::new();
+    for (i, line) in events.lines().enumerate() {
+        out.push_str(line);
+        out.push('\n');
+        if i % 997 == 13 {
+            out.push_str("{\"id\": \"bad\", \"ts\": \"never\", \"x1\": 1}\n");
+        }
+        if i % 2503 == 7 {
+            out.push_str("not json\n");
+        }
+    }
+    std::fs::write(dir.join("events.jsonl"), out).unwrap();
+    std::fs::copy(root().join("tests/fixtures/streams/sea/labels.jsonl"), dir.join("labels.jsonl")).unwrap();
+    let config = r#"[pipeline]
+name = "crash"
+batch_size = 256
+
+[sources.events]
+kind = "jsonl"
+path = "events.jsonl"
+
+[sources.labels]
+kind = "jsonl"
+path = "labels.jsonl"
+
+[sinks.predictions]
+kind = "jsonl"
+path = "out/predictions.jsonl"
+
+[sinks.dead_letters]
+kind = "jsonl"
+path = "out/dead_letters.jsonl"
+
+[sinks.drift]
+kind = "csv"
+path = "out/drift.csv"
+
+[model]
+kind = "logistic"
+
+[[model.shadows]]
+name = "fast"
+optimizer = { kind = "adagrad", learning_rate = 0.1 }
+
+[promotion]
+window = 500
+check_every = 250
+
+[drift.error]
+input = "champion.error"
+detector = { kind = "adwin", delta = 0.002 }
+
+[windows.w]
+stats = { window = { kind = "tumbling", size_ms = 60000 } }
+
+[metrics]
+enabled = false
+
+[registry]
+dir = "models"
+publish_every_updates = 3000
+
+[checkpoint]
+dir = "state"
+every_events = 1500
+"#;
+    std::fs::write(dir.join("pipeline.toml"), config).unwrap();
+}
+
+fn run_args() -> Vec<&'static str> {
+    vec!["run", "--config", "pipeline.toml", "--summary", "summary.json", "--quiet"]
+}
+
+/// Highest checkpoint sequence in `state/`.
+fn latest_checkpoint(dir: &Path) -> u64 {
+    std::fs::read_dir(dir.join("state"))
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok())
+                .filter_map(|e| {
+                    let name = e.file_name().into_string().ok()?;
+                    name.strip_prefix("checkpoint-")?.strip_suffix(".eddy")?.parse::<u64>().ok()
+                })
+                .max()
+                .unwrap_or(0)
+        })
+        .unwrap_or(0)
+}
+
+/// The summary without what belongs to one process (timing, what this process wrote).
+fn stable_summary(dir: &Path) -> serde_json::Value {
+    let mut s = json(&dir.join("summary.json"));
+    let o = s.as_object_mut().unwrap();
+    for k in [
+        "elapsed_seconds",
+        "events_per_second",
+        "published_versions",
+        "checkpoints",
+        "checkpoint_max_seconds",
+        "checkpoint_bytes",
+    ] {
+        o.remove(k);
+    }
+    s
+}
+
+fn read(dir: &Path, file: &str) -> Vec<u8> {
+    std::fs::read(dir.join(file)).unwrap_or_else(|e| panic!("read {file}: {e}"))
+}
+
+#[test]
+fn sigkill_at_random_points_ends_identical_to_an_uninterrupted_run() {
+    let reference = tempfile::tempdir().unwrap();
+    setup(reference.path());
+    eddy_ok(reference.path(), &run_args());
+
+    let crashed = tempfile::tempdir().unwrap();
+    setup(crashed.path());
+    // A small deterministic generator of kill points: after a new checkpoint appears, wait a
+    // pseudo-random 0–150 ms (so kills land while rows are processed, between checkpoints,
+    // and while one is written), then SIGKILL.
+    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut kills = 0;
+    let mut finished = false;
+    for _ in 0..40 {
+        let child = Command::new(env!("CARGO_BIN_EXE_eddy"))
+            .args(run_args())
+            .current_dir(crashed.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut child = KillOnDrop(child);
+        let start = latest_checkpoint(crashed.path());
+        let deadline = Instant::now() + Duration::from_secs(120);
+        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        let extra = Duration::from_millis((seed >> 33) % 150);
+        let mut exited = None;
+        while Instant::now() < deadline {
+            if let Some(status) = child.0.try_wait().unwrap() {
+                exited = Some(status);
+                break;
+            }
+            if latest_checkpoint(crashed.path()) > start {
+                std::thread::sleep(extra);
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        if exited.is_none() {
+            exited = child.0.try_wait().unwrap();
+        }
+        match exited {
+            Some(status) => {
+                let mut err = String::new();
+                std::io::Read::read_to_string(child.0.stderr.as_mut().unwrap(), &mut err).unwrap();
+                assert!(status.success(), "restarted run failed: {err}");
+                finished = true;
+                break;
+            }
+            None => {
+                child.0.kill().unwrap();
+                child.0.wait().unwrap();
+                kills += 1;
+            }
+        }
+    }
+    assert!(finished, "the run never finished");
+    assert!(kills >= 3, "only {kills} kills landed mid-run; the test did not exercise recovery");
+
+    for file in ["out/predictions.jsonl", "out/dead_letters.jsonl", "out/drift.csv", "models/CURRENT"] {
+        assert!(
+            read(reference.path(), file) == read(crashed.path(), file),
+            "{file} differs after {kills} kills"
+        );
+    }
+    let current = String::from_utf8(read(reference.path(), "models/CURRENT")).unwrap();
+    let snapshot = format!("models/{}", current.trim());
+    assert_eq!(read(reference.path(), &snapshot), read(crashed.path(), &snapshot), "final model differs");
+    assert_eq!(stable_summary(reference.path()), stable_summary(crashed.path()));
+    let s = stable_summary(crashed.path());
+    assert_eq!(s["events"], 30_000);
+    assert!(s["dead_letters"].as_u64().unwrap() > 0);
+}
+
+#[test]
+fn a_corrupt_checkpoint_is_refused_and_fresh_starts_over() {
+    let dir = tempfile::tempdir().unwrap();
+    setup(dir.path());
+    eddy_ok(dir.path(), &run_args());
+    let seq = latest_checkpoint(dir.path());
+    let path = dir.path().join(format!("state/checkpoint-{seq:010}.eddy"));
+    let mut bytes = std::fs::read(&path).unwrap();
+    let n = bytes.len();
+    bytes[n / 2] ^= 0xff;
+    std::fs::write(&path, bytes).unwrap();
+
+    let out = eddy(dir.path(), &run_args());
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("is corrupt") && err.contains("checksum") && err.contains("--fresh"), "{err}");
+
+    let mut args = run_args();
+    args.push("--fresh");
+    let out = eddy_ok(dir.path(), &args);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("moved to"), "{err}");
+    assert_eq!(stable_summary(dir.path())["events"], 30_000);
+    let discarded = std::fs::read_dir(dir.path().join("state"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .any(|e| e.file_name().to_string_lossy().starts_with("discarded-"));
+    assert!(discarded, "the old checkpoints were not kept aside");
+}
+
+#[test]
+fn a_checkpoint_from_another_configuration_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    setup(dir.path());
+    eddy_ok(dir.path(), &run_args());
+    let mut args = run_args();
+    args.extend(["--set", "model.optimizer.learning_rate=0.5"]);
+    let out = eddy(dir.path(), &args);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("is incompatible") && err.contains("configuration"), "{err}");
+}
+
+#[test]
+fn checkpoints_refuse_sinks_and_sources_that_cannot_resume() {
+    let dir = tempfile::tempdir().unwrap();
+    setup(dir.path());
+    let text = std::fs::read_to_string(dir.path().join("pipeline.toml")).unwrap().replace(
+        "[sinks.drift]\nkind = \"csv\"\npath = \"out/drift.csv\"",
+        "[sinks.drift]\nkind = \"arrow_ipc\"\npath = \"out/drift.arrow\"",
+    );
+    std::fs::write(dir.path().join("pipeline.toml"), text).unwrap();
+    let out = eddy(dir.path(), &["validate", "--config", "pipeline.toml"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("sinks.drift.kind") && err.contains("arrow_ipc sink cannot continue"), "{err}");
+}
