@@ -336,7 +336,7 @@ pub struct Checkpointer {
     metrics: CheckpointMetrics,
     /// Checkpoints written in this process.
     pub written: u64,
-    /// Size of the last one, bytes.
+    /// Size of the largest one, bytes.
     pub last_bytes: u64,
     /// Longest pause, seconds.
     pub max_seconds: f64,
@@ -394,7 +394,7 @@ impl Checkpointer {
         self.last_at = std::time::Instant::now();
         self.last_events = events;
         self.written += 1;
-        self.last_bytes = bytes;
+        self.last_bytes = self.last_bytes.max(bytes);
         self.max_seconds = self.max_seconds.max(seconds);
         self.metrics.written.increment(1);
         self.metrics.seconds.record(seconds);

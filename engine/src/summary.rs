@@ -106,7 +106,7 @@ pub struct RunSummary {
     /// Longest engine pause for a checkpoint, seconds.
     #[serde(default, skip_serializing_if = "is_zero_f64")]
     pub checkpoint_max_seconds: f64,
-    /// Size of the last checkpoint, bytes.
+    /// Size of the largest checkpoint written, bytes.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub checkpoint_bytes: u64,
     /// Wall-clock duration of the run.
