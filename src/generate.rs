@@ -96,6 +96,7 @@ fn run(args: &GenerateArgs) -> Result<(), Box<dyn std::error::Error>> {
         batch_size: 8192,
         resume: None,
         stop: Arc::new(AtomicBool::new(false)),
+        metrics: eddy_engine::metrics::MetricsFactory::noop("generate"),
     };
     let mut source = config.build(&cx)?;
     let sink = |name: &str| -> SinkConfig {
@@ -111,8 +112,9 @@ fn run(args: &GenerateArgs) -> Result<(), Box<dyn std::error::Error>> {
             Format::ArrowIpc => SinkConfig::ArrowIpc(ArrowIpcSinkConfig { path, input: None }),
         }
     };
-    let mut events = sink("events").build("events", SinkResume::Fresh)?;
-    let mut labels = sink("labels").build("labels", SinkResume::Fresh)?;
+    let noop = eddy_engine::metrics::MetricsFactory::noop("generate");
+    let mut events = sink("events").build("events", SinkResume::Fresh, &noop)?;
+    let mut labels = sink("labels").build("labels", SinkResume::Fresh, &noop)?;
     loop {
         match source.poll()? {
             Poll::Batch(b) => match b.role {

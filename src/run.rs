@@ -125,7 +125,7 @@ fn execute(config: &PipelineConfig, args: &RunArgs) -> Result<(), Box<dyn std::e
         sinks.push(SinkBinding {
             name: name.clone(),
             input,
-            sink: sink.build(name, pipeline.sink_resume(name))?,
+            sink: sink.build(name, pipeline.sink_resume(name), pipeline.metrics())?,
         });
     }
     let stdout_used = config.sinks.values().any(|s| s.kind() == "stdout");

@@ -5,5 +5,6 @@
 //! and offset. [`sinks`]: JSON-lines files and stdout.
 #![warn(missing_docs)]
 
+pub mod fluvio_client;
 pub mod sinks;
 pub mod sources;

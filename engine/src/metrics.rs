@@ -79,6 +79,26 @@ pub const METRICS: &[(&str, &str, &str)] = &[
         "count",
         "Two-sample Kolmogorov-Smirnov statistic of a feature against its reference.",
     ),
+    (
+        "eddy_fluvio_connected",
+        "count",
+        "1 while a Fluvio connector is connected, 0 while it retries, by connector and direction.",
+    ),
+    (
+        "eddy_fluvio_reconnects_total",
+        "count",
+        "Failed Fluvio connections followed by a retry (with backoff), by connector and direction.",
+    ),
+    (
+        "eddy_source_lag_records",
+        "count",
+        "Records a stream source is behind its partition's high watermark, by source and partition.",
+    ),
+    (
+        "eddy_source_committed_offset",
+        "count",
+        "Last consumer offset a stream source committed (after a durable checkpoint), by partition.",
+    ),
     ("eddy_checkpoints_total", "count", "Checkpoints written by this process."),
     ("eddy_checkpoint_seconds", "seconds", "Pause of the engine while a checkpoint is taken and written."),
     ("eddy_checkpoint_bytes", "bytes", "Size of the last checkpoint file."),
@@ -103,6 +123,12 @@ static METADATA: Metadata<'static> =
 pub struct MetricsFactory {
     recorder: SharedRecorder,
     pipeline: String,
+}
+
+impl std::fmt::Debug for MetricsFactory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MetricsFactory").field("pipeline", &self.pipeline).finish_non_exhaustive()
+    }
 }
 
 impl MetricsFactory {

@@ -206,7 +206,13 @@ impl Pipeline {
             batch_size: self.spec.batch_size,
             resume: self.restored.as_ref().and_then(|cp| cp.source_position(name)),
             stop: self.control.stop.clone(),
+            metrics: self.metrics.clone(),
         }
+    }
+
+    /// Where sinks and sources register their own metrics.
+    pub fn metrics(&self) -> &MetricsFactory {
+        &self.metrics
     }
 
     /// Runs until every source has ended (or the stop flag is set and the sources drained).

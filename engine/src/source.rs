@@ -144,6 +144,8 @@ pub struct SourceContext {
     pub resume: Option<SourcePosition>,
     /// Set when the pipeline is asked to stop; unbounded sources must notice it.
     pub stop: Arc<AtomicBool>,
+    /// Where the source registers its own metrics (connection state, lag).
+    pub metrics: crate::metrics::MetricsFactory,
 }
 
 impl SourceContext {

@@ -56,6 +56,9 @@ pub(super) fn check(c: &PipelineConfig, at: &Located) -> Vec<ConfigError> {
     }
 
     for (name, sink) in &c.sinks {
+        for (key, message) in sink.problems() {
+            err(format!("sinks.{name}.{key}"), message);
+        }
         if sink.input(name).is_none() {
             err(
                 format!("sinks.{name}"),

@@ -3,9 +3,11 @@
 
 pub mod arrow_ipc;
 pub mod csv;
+pub mod fluvio;
 pub mod jsonl;
 pub mod stdout;
 
+use eddy_engine::metrics::MetricsFactory;
 use eddy_engine::sink::{Sink, SinkError, SinkInput, SinkResume};
 use serde::{Deserialize, Serialize};
 
@@ -21,10 +23,12 @@ pub enum SinkConfig {
     Csv(csv::CsvSinkConfig),
     /// An Arrow IPC file.
     ArrowIpc(arrow_ipc::ArrowIpcSinkConfig),
+    /// A Fluvio topic.
+    Fluvio(fluvio::FluvioSinkConfig),
 }
 
 /// Every sink kind, for error messages and the registry test.
-pub const SINK_KINDS: [&str; 4] = ["jsonl", "stdout", "csv", "arrow_ipc"];
+pub const SINK_KINDS: [&str; 5] = ["jsonl", "stdout", "csv", "arrow_ipc", "fluvio"];
 
 impl SinkConfig {
     /// The `kind` name.
@@ -34,6 +38,7 @@ impl SinkConfig {
             SinkConfig::Stdout(_) => "stdout",
             SinkConfig::Csv(_) => "csv",
             SinkConfig::ArrowIpc(_) => "arrow_ipc",
+            SinkConfig::Fluvio(_) => "fluvio",
         }
     }
 
@@ -44,20 +49,36 @@ impl SinkConfig {
             SinkConfig::Stdout(c) => c.input,
             SinkConfig::Csv(c) => c.input,
             SinkConfig::ArrowIpc(c) => c.input,
+            SinkConfig::Fluvio(c) => c.input,
         };
         explicit.or_else(|| SinkInput::ALL.into_iter().find(|i| i.as_str() == name))
     }
 
-    /// Builds the sink.
+    /// Checks the values, returning `(key, message)` for each bad one.
+    pub fn problems(&self) -> Vec<(&'static str, String)> {
+        match self {
+            SinkConfig::Fluvio(c) => c.problems(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Builds the sink; it registers its own metrics (if any) with `metrics`.
     ///
     /// # Errors
     /// When the destination cannot be opened.
-    pub fn build(&self, name: &str, resume: SinkResume) -> Result<Box<dyn Sink>, SinkError> {
+    pub fn build(
+        &self,
+        name: &str,
+        resume: SinkResume,
+        metrics: &MetricsFactory,
+    ) -> Result<Box<dyn Sink>, SinkError> {
         match self {
             SinkConfig::Jsonl(c) => c.build(name, resume),
             SinkConfig::Stdout(c) => Ok(c.build(name)),
             SinkConfig::Csv(c) => c.build(name, resume),
             SinkConfig::ArrowIpc(c) => c.build(name, resume),
+            // A topic cannot be cut back: every resume appends (see `sinks::fluvio`).
+            SinkConfig::Fluvio(c) => c.build(name, metrics),
         }
     }
 

@@ -36,12 +36,7 @@ impl JsonLinesSourceConfig {
     /// When the file cannot be opened.
     pub fn build(&self, cx: &SourceContext) -> Result<Box<dyn Source>, SourceError> {
         let (reader, normalizer, bounded) = open_text(cx, &self.path, self.follow)?;
-        let decoder = JsonDecoder {
-            normalizer: normalizer.clone(),
-            schema: None,
-            decoder: None,
-            batch_size: cx.batch_size,
-        };
+        let decoder = JsonDecoder::new(normalizer.clone(), cx.batch_size);
         let source = TextSource::new(&cx.name, reader, Box::new(decoder), normalizer, cx.batch_size, bounded);
         Ok(Box::new(source.resuming(cx, &self.path)?))
     }
@@ -56,6 +51,11 @@ pub struct JsonDecoder {
 }
 
 impl JsonDecoder {
+    /// A decoder for the stream `normalizer` checks, decoding up to `batch_size` lines at once.
+    pub fn new(normalizer: Normalizer, batch_size: usize) -> Self {
+        JsonDecoder { normalizer, schema: None, decoder: None, batch_size }
+    }
+
     fn fresh(&self, rows: usize) -> Result<Decoder, String> {
         let schema = self.schema.clone().ok_or("internal error: JSON decoder used before inference")?;
         ReaderBuilder::new(schema)

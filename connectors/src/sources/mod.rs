@@ -3,6 +3,7 @@
 
 pub mod arrow_ipc;
 pub mod csv;
+pub mod fluvio;
 pub mod generator;
 pub mod jsonl;
 pub mod lines;
@@ -28,10 +29,12 @@ pub enum SourceConfig {
     Stdin(stdin::StdinSourceConfig),
     /// Synthetic concept-drift streams with labels.
     Generator(generator::GeneratorSourceConfig),
+    /// A Fluvio topic.
+    Fluvio(fluvio::FluvioSourceConfig),
 }
 
 /// Every source kind, for error messages and the registry test.
-pub const SOURCE_KINDS: [&str; 5] = ["jsonl", "csv", "arrow_ipc", "stdin", "generator"];
+pub const SOURCE_KINDS: [&str; 6] = ["jsonl", "csv", "arrow_ipc", "stdin", "generator", "fluvio"];
 
 impl SourceConfig {
     /// The `kind` name.
@@ -42,6 +45,7 @@ impl SourceConfig {
             SourceConfig::ArrowIpc(_) => "arrow_ipc",
             SourceConfig::Stdin(_) => "stdin",
             SourceConfig::Generator(_) => "generator",
+            SourceConfig::Fluvio(_) => "fluvio",
         }
     }
 
@@ -54,6 +58,7 @@ impl SourceConfig {
             SourceConfig::Csv(c) => c.role,
             SourceConfig::ArrowIpc(c) => c.role,
             SourceConfig::Stdin(c) => c.role,
+            SourceConfig::Fluvio(c) => c.role,
         };
         let role = explicit.or(match name {
             "events" => Some(StreamRole::Events),
@@ -78,6 +83,7 @@ impl SourceConfig {
     pub fn problems(&self) -> Vec<(&'static str, String)> {
         match self {
             SourceConfig::Generator(g) => g.problems(),
+            SourceConfig::Fluvio(f) => f.problems(),
             _ => Vec::new(),
         }
     }
@@ -93,6 +99,7 @@ impl SourceConfig {
             SourceConfig::ArrowIpc(c) => c.build(cx),
             SourceConfig::Stdin(c) => c.build(cx),
             SourceConfig::Generator(c) => c.build(cx),
+            SourceConfig::Fluvio(c) => c.build(cx),
         }
     }
 }

@@ -149,56 +149,68 @@ impl TextSource {
         SourceError::new(&self.name, format!("read failed: {e}"))
     }
 
-    /// Dead-letter reason of a decode error: a value that does not fit its field's type is
-    /// `wrong_type` (`bad_time` for the time field); anything else is `malformed`.
-    fn classify(&self, message: &str) -> &'static str {
-        match self.decoder.field_of_error(message) {
-            Some(f) if f == self.normalizer.spec().time => reason::BAD_TIME,
-            Some(_) => reason::WRONG_TYPE,
-            None => reason::MALFORMED,
+    fn decode(&mut self, chunk: &LineChunk) -> Option<eddy_engine::record::SourceBatch> {
+        decode_lines(self.decoder.as_mut(), &mut self.normalizer, chunk)
+    }
+}
+
+/// Decodes a chunk of lines into one normalised batch: the whole chunk at once with the
+/// format's vectorised decoder, or, when that fails (one bad line spoils the chunk), line by
+/// line so that only the bad lines become dead letters (recorded in `normalizer`). `None` when
+/// no line is usable.
+pub fn decode_lines(
+    decoder: &mut dyn RowDecoder,
+    normalizer: &mut Normalizer,
+    chunk: &LineChunk,
+) -> Option<eddy_engine::record::SourceBatch> {
+    if chunk.is_empty() {
+        return None;
+    }
+    let raw = |i: usize| chunk.line_text(i);
+    if let Ok(batch) = decoder.decode_chunk(chunk) {
+        if batch.num_rows() == chunk.len() {
+            return Some(normalizer.normalize(batch, chunk.offsets.clone(), &raw));
         }
     }
+    // Slow path: find the bad lines.
+    let mut good = Vec::new();
+    let mut offsets = Vec::new();
+    let mut texts = Vec::new();
+    for i in 0..chunk.len() {
+        match decoder.decode_line(chunk.line(i)) {
+            Ok(b) if b.num_rows() == 1 => {
+                good.push(b);
+                offsets.push(chunk.offsets[i]);
+                texts.push(i);
+            }
+            Ok(b) => normalizer.reject(
+                chunk.offsets[i],
+                reason::MALFORMED,
+                format!("expected one record per line, found {}", b.num_rows()),
+                &chunk.line_text(i),
+            ),
+            Err(e) => {
+                let why = classify(decoder, normalizer, &e);
+                normalizer.reject(chunk.offsets[i], why, e, &chunk.line_text(i))
+            }
+        }
+    }
+    if good.is_empty() {
+        return None;
+    }
+    let schema = good[0].schema();
+    let batch = arrow_select::concat::concat_batches(&schema, &good).ok()?;
+    let raw = |i: usize| chunk.line_text(texts[i]);
+    Some(normalizer.normalize(batch, offsets, &raw))
+}
 
-    fn decode(&mut self, chunk: &LineChunk) -> Option<eddy_engine::record::SourceBatch> {
-        if chunk.is_empty() {
-            return None;
-        }
-        let raw = |i: usize| chunk.line_text(i);
-        if let Ok(batch) = self.decoder.decode_chunk(chunk) {
-            if batch.num_rows() == chunk.len() {
-                return Some(self.normalizer.normalize(batch, chunk.offsets.clone(), &raw));
-            }
-        }
-        // Slow path: find the bad lines.
-        let mut good = Vec::new();
-        let mut offsets = Vec::new();
-        let mut texts = Vec::new();
-        for i in 0..chunk.len() {
-            match self.decoder.decode_line(chunk.line(i)) {
-                Ok(b) if b.num_rows() == 1 => {
-                    good.push(b);
-                    offsets.push(chunk.offsets[i]);
-                    texts.push(i);
-                }
-                Ok(b) => self.normalizer.reject(
-                    chunk.offsets[i],
-                    reason::MALFORMED,
-                    format!("expected one record per line, found {}", b.num_rows()),
-                    &chunk.line_text(i),
-                ),
-                Err(e) => {
-                    let why = self.classify(&e);
-                    self.normalizer.reject(chunk.offsets[i], why, e, &chunk.line_text(i))
-                }
-            }
-        }
-        if good.is_empty() {
-            return None;
-        }
-        let schema = good[0].schema();
-        let batch = arrow_select::concat::concat_batches(&schema, &good).ok()?;
-        let raw = |i: usize| chunk.line_text(texts[i]);
-        Some(self.normalizer.normalize(batch, offsets, &raw))
+/// Dead-letter reason of a decode error: a value that does not fit its field's type is
+/// `wrong_type` (`bad_time` for the time field); anything else is `malformed`.
+fn classify(decoder: &dyn RowDecoder, normalizer: &Normalizer, message: &str) -> &'static str {
+    match decoder.field_of_error(message) {
+        Some(f) if f == normalizer.spec().time => reason::BAD_TIME,
+        Some(_) => reason::WRONG_TYPE,
+        None => reason::MALFORMED,
     }
 }
 
