@@ -40,7 +40,7 @@ learing_rate = 0.1
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     let expect = [
-        "bad.toml:5:1: `sources.events.kind`: unknown value `jsnl`; did you mean `jsonl`? (allowed: jsonl, csv, arrow_ipc, stdin, generator)",
+        "bad.toml:5:1: `sources.events.kind`: unknown value `jsnl`; did you mean `jsonl`? (allowed: jsonl, csv, arrow_ipc, stdin, generator, fluvio)",
         "bad.toml:11:1: `sources.labels.folow`: unknown key `folow`; did you mean `follow`?",
         "bad.toml:13:2: `lables`: unknown key `lables`; did you mean `labels`?",
         "bad.toml:17:1: `join.ttl`: invalid duration \"30 parsecs\"",

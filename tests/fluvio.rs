@@ -400,3 +400,60 @@ fn daemon_rides_out_a_cluster_restart(run: &Path, dir: &Path) {
     assert_eq!(summary["events"], EVENTS as u64, "{summary}");
     assert_eq!(summary["labels"], EVENTS as u64, "{summary}");
 }
+
+/// The example config is valid, and bad Fluvio values are reported with their keys and lines
+/// (no cluster needed: `eddy validate` does not connect).
+#[test]
+fn fluvio_configs_are_validated() {
+    let dir = tempfile::tempdir().unwrap();
+    let example = common::root().join("configs/fluvio.toml");
+    common::eddy_ok(dir.path(), &["validate", "--config", example.to_str().unwrap()]);
+
+    let config = r#"[pipeline]
+name = "bad"
+
+[sources.events]
+kind = "fluvio"
+topic = "Events_1"
+partitions = [0, 0]
+max_in_flight = 0
+
+[sources.labels]
+kind = "fluvio"
+topic = "labels"
+endpoint = "localhost"
+start = "middle"
+
+[sinks.predictions]
+kind = "fluvio"
+topic = "predictions"
+max_backoff = "1ms"
+
+[model]
+kind = "logistic"
+"#;
+    std::fs::write(dir.path().join("bad.toml"), config).unwrap();
+    let out = common::eddy(dir.path(), &["validate", "--config", "bad.toml"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    // Inside a tagged source the error is located at the source's table.
+    let e = "bad.toml:10:1: unknown value `middle` (allowed: beginning, end, offset)";
+    assert!(err.contains(e), "missing `{e}` in:\n{err}");
+
+    // Once it deserialises, every semantic problem is reported at once.
+    let config = config.replace("start = \"middle\"", "start = { offset = 5 }");
+    std::fs::write(dir.path().join("bad.toml"), config).unwrap();
+    let out = common::eddy(dir.path(), &["validate", "--config", "bad.toml"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    for e in [
+        "`sources.events.topic`: `Events_1` is not a Fluvio topic name",
+        "`sources.events.partitions`: lists a partition twice: [0, 0]",
+        "`sources.events.max_in_flight`: must be between 1 and",
+        "`sources.labels.endpoint`: `localhost` must be HOST:PORT",
+        "`sinks.predictions.max_backoff`: must be at least 100ms",
+        "5 error(s) in bad.toml",
+    ] {
+        assert!(err.contains(e), "missing `{e}` in:\n{err}");
+    }
+}

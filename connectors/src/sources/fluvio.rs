@@ -15,6 +15,10 @@
 //! offsets are written to the cluster only in [`Source::commit`], for positions a durable
 //! checkpoint covers: delivery is at-least-once, and with the restored state the effect is
 //! exactly-once.
+//!
+//! Field types are inferred from the first records read (after a restart, the first records
+//! after the checkpoint); streams with sometimes-absent fields should declare them in the
+//! config so that the decoded columns do not depend on where reading starts.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
