@@ -287,6 +287,21 @@ fn daemon_reads_writes_and_survives_a_kill(endpoint: &str, dir: &Path) {
         produce(&f, &names[0], &bad).await;
         produce(&f, &names[1], &labels[..half]).await;
     });
+    // A topic that does not exist is a clear error, not an endless retry.
+    let missing = [format!("{}-missing", names[0]), names[1].clone(), names[2].clone()];
+    let missing_config = config(dir, endpoint, &missing, false);
+    let mut daemon = start_daemon(dir, &missing_config, 2);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let exit = loop {
+        if let Some(s) = daemon.0.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "eddy kept running on a missing topic\n{}", logs(dir));
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    let log = std::fs::read_to_string(dir.join("eddy-2.log")).unwrap();
+    assert!(!exit.success() && log.contains(&format!("topic `{}` does not exist", missing[0])), "{log}");
+
     let config = config(dir, endpoint, &names, true);
 
     // First run: reads the first half, then dies without warning.
