@@ -14,9 +14,10 @@
 //! acknowledgements — backpressure). When the connection breaks, the sink reconnects with
 //! capped exponential backoff and sends every unacknowledged record again. A topic cannot be
 //! cut back to a checkpoint, so [`Sink::checkpoint`] flushes and returns `None`: after a
-//! restart from a checkpoint the pipeline re-emits the rows written since, and because the
-//! pipeline is deterministic they are identical records with identical keys. A consumer that
-//! needs each row once keeps the last record per key.
+//! restart from a checkpoint the pipeline re-emits the rows written since, with identical keys
+//! (and identical values when events and labels merge in the same order, as they always do from
+//! files; live topics interleave by arrival). A consumer that needs each row once keeps the
+//! last record per key.
 
 use std::collections::VecDeque;
 use std::time::Duration;
