@@ -123,7 +123,7 @@ pub struct JoinCounters {
     pub unmatched_labels: u64,
 }
 
-#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy)]
 struct Entry {
     key: u64,
     ts: i64,
@@ -131,6 +131,32 @@ struct Entry {
     feat_start: u64,
     feat_len: u32,
     pending: bool,
+}
+
+/// 37-byte little-endian record: key, ts, event_index, feat_start, feat_len, pending.
+impl crate::packed::Record for Entry {
+    const WIDTH: usize = 37;
+
+    fn put(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.key.to_le_bytes());
+        out.extend_from_slice(&self.ts.to_le_bytes());
+        out.extend_from_slice(&self.event_index.to_le_bytes());
+        out.extend_from_slice(&self.feat_start.to_le_bytes());
+        out.extend_from_slice(&self.feat_len.to_le_bytes());
+        out.push(self.pending as u8);
+    }
+
+    fn get(b: &[u8]) -> Self {
+        use crate::packed::{read_u32, read_u64};
+        Entry {
+            key: read_u64(b, 0),
+            ts: read_u64(b, 8) as i64,
+            event_index: read_u64(b, 16),
+            feat_start: read_u64(b, 24),
+            feat_len: read_u32(b, 32),
+            pending: b[36] != 0,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize)]
@@ -187,13 +213,16 @@ pub struct LabelJoin {
     max_bytes: u64,
     when_full: WhenFull,
     n_slots: usize,
+    #[serde(with = "crate::packed::deque")]
     entries: VecDeque<Entry>,
     /// Sequence number of `entries[0]`.
     base_seq: u64,
     index: HashMap<u64, u64>,
+    #[serde(with = "crate::packed::features")]
     feats: Vec<Feature>,
     /// Global position of `feats[0]`.
     feats_base: u64,
+    #[serde(with = "crate::packed::floats")]
     preds: Vec<f32>,
     /// Sequence number whose predictions start `preds`.
     preds_base: u64,

@@ -19,6 +19,7 @@ pub mod label_join;
 pub mod merge;
 pub mod metrics;
 mod model_lifecycle;
+mod packed;
 pub mod pipeline;
 pub mod promotion;
 pub mod publisher;

@@ -198,11 +198,30 @@ pub struct TrainingBuffer {
     max_age: Option<i64>,
     max_bytes: u64,
     /// (start in `feats` relative to `base`, length, label, event time)
+    #[serde(with = "crate::packed::deque")]
     rows: VecDeque<(u64, u32, f32, i64)>,
+    #[serde(with = "crate::packed::features")]
     feats: Vec<Feature>,
     base: u64,
     /// Examples ever added (sequence number of the next one).
     added: u64,
+}
+
+/// 24-byte little-endian record of a buffered example: start, length, label bits, event time.
+impl crate::packed::Record for (u64, u32, f32, i64) {
+    const WIDTH: usize = 24;
+
+    fn put(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.0.to_le_bytes());
+        out.extend_from_slice(&self.1.to_le_bytes());
+        out.extend_from_slice(&self.2.to_bits().to_le_bytes());
+        out.extend_from_slice(&self.3.to_le_bytes());
+    }
+
+    fn get(b: &[u8]) -> Self {
+        use crate::packed::{read_u32, read_u64};
+        (read_u64(b, 0), read_u32(b, 8), f32::from_bits(read_u32(b, 12)), read_u64(b, 16) as i64)
+    }
 }
 
 impl TrainingBuffer {

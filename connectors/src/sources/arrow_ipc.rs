@@ -74,9 +74,11 @@ impl ArrowIpcSourceConfig {
         match &cx.resume {
             None => {}
             Some(SourcePosition::Rows { rows }) => source.skip(*rows)?,
-            Some(other) => return Err(err(format!(
+            Some(other) => {
+                return Err(err(format!(
                 "the checkpoint's position {other:?} is not a row position; was the source's kind changed?"
-            ))),
+            )))
+            }
         }
         Ok(Box::new(source))
     }
