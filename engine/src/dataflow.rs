@@ -340,6 +340,11 @@ impl<'s> Engine<'s> {
                     }
                 }
                 Next::Idle => {
+                    if let Some(c) = checkpoints.as_deref_mut() {
+                        if c.due_idle(self.events) && self.can_checkpoint() {
+                            self.checkpoint(merger, c)?;
+                        }
+                    }
                     self.publish()?;
                     if self.control.stop.load(Ordering::Relaxed) {
                         merger.stop_waiting();
