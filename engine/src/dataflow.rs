@@ -20,6 +20,7 @@ use xxhash_rust::xxh3::xxh3_64;
 use crate::drift::{DriftInput, DriftMonitor};
 use crate::encode::BatchEncoder;
 use crate::error::EngineError;
+use crate::feature_sql::WindowFeatures;
 use crate::feature_stats::{window_stat, ClosedWindow, FeatureMonitors};
 use crate::label_join::JoinCounters;
 use crate::label_join::{EventOutcome, LabelJoin, LabelOutcome};
@@ -145,6 +146,8 @@ pub(crate) struct Engine<'s> {
     pub(crate) event_cols: Resolved,
     pub(crate) label_cols: Resolved,
     pub(crate) retrain: Option<RetrainState>,
+    /// Windowed aggregates joined to each event as of its time (`[features.aggregates]`).
+    pub(crate) windows: Option<WindowFeatures>,
 }
 
 impl<'s> Engine<'s> {
@@ -267,6 +270,7 @@ impl<'s> Engine<'s> {
             event_cols: Resolved::default(),
             label_cols: Resolved::default(),
             retrain,
+            windows: WindowFeatures::new(spec, factory)?,
         })
     }
 
@@ -355,6 +359,9 @@ impl<'s> Engine<'s> {
         if let Some(f) = &mut self.features {
             f.publish();
         }
+        if let Some(w) = &self.windows {
+            w.publish();
+        }
         let c = self.join.counters();
         let p = self.published;
         let m = &self.metrics;
@@ -422,8 +429,12 @@ impl<'s> Engine<'s> {
                 })
                 .collect(),
         };
+        let (names, window_names) = match &self.windows {
+            Some(w) => w.split_names(names, self.spec.features.is_some()),
+            None => (names, Vec::new()),
+        };
         let declared = |n: &str| self.spec.events.declared.iter().find(|(d, _)| d == n).map(|(_, k)| *k);
-        let features: Vec<FeatureSpec> = names
+        let mut features: Vec<FeatureSpec> = names
             .into_iter()
             .filter_map(|name| {
                 let kind = match declared(&name) {
@@ -442,6 +453,11 @@ impl<'s> Engine<'s> {
                 Some(FeatureSpec { name, kind })
             })
             .collect();
+        let numeric: Vec<String> =
+            features.iter().filter(|f| f.kind == FeatureKind::Numeric).map(|f| f.name.clone()).collect();
+        if let Some(w) = &mut self.windows {
+            w.bind(&mut features, window_names, batch)?;
+        }
         if features.is_empty() {
             return Err(EngineError::Input(format!(
                 "the events have no usable feature: fields are {:?}; besides the key `{}` and time `{}` the model needs at least one numeric, string or boolean field",
@@ -454,8 +470,6 @@ impl<'s> Engine<'s> {
             features = ?features.iter().map(|f| format!("{}:{}", f.name, f.kind.as_str())).collect::<Vec<_>>(),
             "model features resolved"
         );
-        let numeric: Vec<String> =
-            features.iter().filter(|f| f.kind == FeatureKind::Numeric).map(|f| f.name.clone()).collect();
         let monitors = FeatureMonitors::new(
             &self.spec.windows,
             self.spec.reference_drift.as_ref(),
@@ -503,7 +517,12 @@ impl<'s> Engine<'s> {
                 key: position(batch, &self.spec.events.key)?,
                 time: position(batch, &self.spec.events.time)?,
                 label: 0,
-                features: BatchEncoder::positions(&encoder, batch),
+                features: {
+                    // Aggregate features come last and are encoded from `windows`, not the batch.
+                    let mut p = BatchEncoder::positions(&encoder, batch);
+                    p.truncate(p.len() - self.windows.as_ref().map_or(0, |w| w.bound()));
+                    p
+                },
                 monitors: self
                     .learning
                     .monitors
@@ -519,6 +538,9 @@ impl<'s> Engine<'s> {
         let cols = &self.event_cols;
         let keys = batch.column(cols.key).as_string::<i32>();
         let times = batch.column(cols.time).as_primitive::<Int64Type>().values();
+        if let Some(w) = &mut self.windows {
+            w.run(batch, id, times, start, end)?;
+        }
         let emit = !self.predictions.is_empty();
         let n = (end - start) * self.learning.slots.len();
         let mut out = emit.then(|| PredictionBuilders::new(n, self.spec.task));
@@ -532,6 +554,9 @@ impl<'s> Engine<'s> {
             self.observe_time(ts);
             let key = keys.value(r);
             BatchEncoder::encode_row(&mut encoder, batch, &self.event_cols.features, r, &mut self.row);
+            if let Some(w) = &self.windows {
+                w.encode(&mut encoder, r - start, &mut self.row);
+            }
             for (s, slot) in self.learning.slots.iter().enumerate() {
                 self.scores[s] = slot.learner.predict(&self.row);
             }

@@ -84,6 +84,8 @@ pub struct PipelineSpec {
     pub promotion: Option<PromotionConfig>,
     /// Full retrains into a shadow slot; `None` never retrains.
     pub retrain: Option<RetrainConfig>,
+    /// Feature SQL and windowed aggregates (`[features]`).
+    pub feature_sql: crate::feature_sql::FeaturesConfig,
 }
 
 /// Resolved registry settings.
@@ -173,6 +175,8 @@ impl Pipeline {
     ) -> Result<RunSummary, EngineError> {
         let started = Instant::now();
         let Pipeline { spec, control, metrics, dead_letter_tx, dead_letter_rx } = self;
+        // Feature SQL is planned before any thread starts; it runs on the source threads.
+        let feature_stage = crate::feature_sql::FeatureStage::new(&spec, &metrics)?.map(Arc::new);
 
         // Sinks, each on its own thread.
         let mut outputs: BTreeMap<SinkInput, Vec<Sender<RecordBatch>>> = BTreeMap::new();
@@ -201,7 +205,6 @@ impl Pipeline {
             .name("dead-letters".into())
             .spawn(move || collect_dead_letters(dead_letter_rx, dead_letter_outputs, &dead_letter_metrics))
             .map_err(|e| EngineError::Internal(format!("cannot spawn dead-letter thread: {e}")))?;
-        drop(dead_letter_tx);
 
         // Sources, each on its own thread.
         let mut inputs = Vec::new();
@@ -212,10 +215,11 @@ impl Pipeline {
             let roles = source.roles();
             let stop = control.stop.clone();
             let thread_name = name.clone();
+            let stage = feature_stage.clone();
+            let dead_letters = dead_letter_tx.clone();
             let handle = std::thread::Builder::new()
                 .name(format!("source-{name}"))
                 .spawn(move || {
-                    let _ = thread_name;
                     loop {
                         if stop.load(Ordering::Relaxed) {
                             let _ = tx.send(SourceMessage::End);
@@ -223,6 +227,17 @@ impl Pipeline {
                         }
                         match source.poll() {
                             Ok(Poll::Batch(b)) => {
+                                let b = match &stage {
+                                    None => b,
+                                    Some(stage) => match stage.apply(b, &thread_name, &dead_letters) {
+                                        Ok(Some(b)) => b,
+                                        Ok(None) => continue,
+                                        Err(e) => {
+                                            let _ = tx.send(SourceMessage::Failed(e));
+                                            return;
+                                        }
+                                    },
+                                };
                                 if tx.send(SourceMessage::Batch(b)).is_err() {
                                     return;
                                 }
@@ -243,6 +258,7 @@ impl Pipeline {
             source_threads.push(handle);
             inputs.push(MergeInput { name, rx, bounded: bounded_source, roles });
         }
+        drop(dead_letter_tx);
 
         let merger = StreamMerger::new(inputs, &spec.events.time, &spec.labels.time, spec.idle_timeout);
         let predictions = outputs.remove(&SinkInput::Predictions).unwrap_or_default();
@@ -257,6 +273,8 @@ impl Pipeline {
         };
         let result = engine.run(merger);
         let mut summary = engine.finish();
+        summary.feature_sql =
+            crate::feature_sql::FeatureSqlSummary::of(feature_stage.as_deref(), engine.windows.as_ref());
         if let Some(publisher) = engine.publisher.take() {
             let report = publisher.finish();
             summary.published_versions = report.written;

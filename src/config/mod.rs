@@ -13,6 +13,7 @@ use eddy_connectors::sinks::SinkConfig;
 use eddy_connectors::sources::SourceConfig;
 use eddy_engine::drift::DriftMonitorConfig;
 use eddy_engine::evaluator::EvaluationConfig;
+use eddy_engine::feature_sql::FeaturesConfig;
 use eddy_engine::feature_stats::{FeatureWindowConfig, ReferenceDriftSection};
 use eddy_engine::label_join::JoinConfig;
 use eddy_engine::pipeline::{PipelineSpec, RegistrySpec};
@@ -83,6 +84,9 @@ pub struct PipelineConfig {
     /// The admin endpoint (manual retrains), off by default.
     #[serde(default)]
     pub admin: AdminConfig,
+    /// Feature SQL and windowed aggregates as features.
+    #[serde(default)]
+    pub features: FeaturesConfig,
 }
 
 fn default_batch_size() -> usize {
@@ -309,6 +313,7 @@ impl PipelineConfig {
             }),
             promotion: self.promotion.clone(),
             retrain: self.retrain.clone(),
+            feature_sql: self.features.clone(),
         }
     }
 }
