@@ -109,9 +109,11 @@ max_state = "2 KiB"
     let f = &s["feature_sql"];
     assert_eq!(f["filtered"], 200, "every 10th amount is 0: {s}");
     assert_eq!(s["events"], 1800);
-    let names: Vec<&str> = s["features"].as_array().unwrap().iter().map(|f| f["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> =
+        s["features"].as_array().unwrap().iter().map(|f| f["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["log_amount", "merchant_uc", "big", "card_avg", "card_n"]);
-    let kinds: Vec<&str> = s["features"].as_array().unwrap().iter().map(|f| f["kind"].as_str().unwrap()).collect();
+    let kinds: Vec<&str> =
+        s["features"].as_array().unwrap().iter().map(|f| f["kind"].as_str().unwrap()).collect();
     assert_eq!(kinds, ["numeric", "categorical", "numeric", "numeric", "numeric"]);
     let agg = &f["aggregates"][0];
     assert_eq!(agg["name"], "card_10m");
@@ -120,7 +122,11 @@ max_state = "2 KiB"
     assert!(agg["evictions"].as_u64().unwrap() > 0, "{agg}");
     assert!(agg["state_bytes"].as_u64().unwrap() <= 2048, "{agg}");
     // Filtered events never reach the model: their labels find no event.
-    assert_eq!(s["unmatched_labels"].as_u64().unwrap() + s["waiting_labels_at_end"].as_u64().unwrap(), 200, "{s}");
+    assert_eq!(
+        s["unmatched_labels"].as_u64().unwrap() + s["waiting_labels_at_end"].as_u64().unwrap(),
+        200,
+        "{s}"
+    );
     let predictions = json_lines(&dir.path().join("predictions.jsonl"));
     assert_eq!(predictions.len(), 1800);
 }
@@ -137,7 +143,10 @@ fields = { code = "categorical" }
 sql = "SELECT CAST(code AS INT) AS code_number, amount FROM events"
 "#;
     let config = replay_config(dir.path(), "events.jsonl", "labels.jsonl", extra);
-    eddy_ok(dir.path(), &["run", "--config", config.to_str().unwrap(), "--summary", "summary.json", "--quiet"]);
+    eddy_ok(
+        dir.path(),
+        &["run", "--config", config.to_str().unwrap(), "--summary", "summary.json", "--quiet"],
+    );
     let s = json(&dir.path().join("summary.json"));
     // Every 7th code is "x": 286 of 2000 rows.
     assert_eq!(s["feature_sql"]["failed"], 286, "{s}");

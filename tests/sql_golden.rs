@@ -59,17 +59,32 @@ fn read_events(path: &Path) -> (RecordBatch, EventsSchema) {
     for name in &names {
         let values: Vec<Option<&Value>> = rows.iter().map(|r| r.get(name).filter(|v| !v.is_null())).collect();
         let (t, col): (DataType, ArrayRef) = if name == "id" {
-            (DataType::Utf8, Arc::new(StringArray::from_iter(values.iter().map(|v| v.and_then(|v| v.as_str())))))
+            (
+                DataType::Utf8,
+                Arc::new(StringArray::from_iter(values.iter().map(|v| v.and_then(|v| v.as_str())))),
+            )
         } else if name == "ts" {
-            (DataType::Int64, Arc::new(Int64Array::from_iter(values.iter().map(|v| v.and_then(|v| v.as_i64())))))
+            (
+                DataType::Int64,
+                Arc::new(Int64Array::from_iter(values.iter().map(|v| v.and_then(|v| v.as_i64())))),
+            )
         } else if values.iter().flatten().all(|v| v.is_number()) {
-            (DataType::Float64, Arc::new(Float64Array::from_iter(values.iter().map(|v| v.and_then(|v| v.as_f64())))))
+            (
+                DataType::Float64,
+                Arc::new(Float64Array::from_iter(values.iter().map(|v| v.and_then(|v| v.as_f64())))),
+            )
         } else if values.iter().flatten().all(|v| v.is_boolean()) {
             declared.push((name.clone(), DataType::Boolean));
-            (DataType::Boolean, Arc::new(BooleanArray::from_iter(values.iter().map(|v| v.and_then(|v| v.as_bool())))))
+            (
+                DataType::Boolean,
+                Arc::new(BooleanArray::from_iter(values.iter().map(|v| v.and_then(|v| v.as_bool())))),
+            )
         } else {
             declared.push((name.clone(), DataType::Utf8));
-            (DataType::Utf8, Arc::new(StringArray::from_iter(values.iter().map(|v| v.and_then(|v| v.as_str())))))
+            (
+                DataType::Utf8,
+                Arc::new(StringArray::from_iter(values.iter().map(|v| v.and_then(|v| v.as_str())))),
+            )
         };
         fields.push(Field::new(name, t, true));
         columns.push(col);
@@ -111,7 +126,13 @@ fn run(dir: &Path) -> Result<Vec<Value>, String> {
     }
     let mut rows: Vec<Map<String, Value>> = (0..batch.num_rows())
         .map(|r| {
-            batch.schema().fields().iter().enumerate().map(|(c, f)| (f.name().clone(), cell(batch.column(c), r))).collect()
+            batch
+                .schema()
+                .fields()
+                .iter()
+                .enumerate()
+                .map(|(c, f)| (f.name().clone(), cell(batch.column(c), r)))
+                .collect()
         })
         .collect();
     if let Some(sql) = sql_text(&dir.join("aggregate.sql")) {
@@ -131,8 +152,11 @@ fn aggregate(q: &AggregateQuery, batch: &RecordBatch) -> Result<Vec<(String, Vec
     let col = |n: &str| batch.column_by_name(n).ok_or_else(|| format!("no column `{n}`"));
     let keys = col(&q.key)?.clone();
     let times = col("ts")?.as_primitive::<Int64Type>().clone();
-    let inputs: Vec<Float64Array> =
-        w.columns().iter().map(|c| col(c).map(|a| a.as_primitive::<Float64Type>().clone())).collect::<Result<_, _>>()?;
+    let inputs: Vec<Float64Array> = w
+        .columns()
+        .iter()
+        .map(|c| col(c).map(|a| a.as_primitive::<Float64Type>().clone()))
+        .collect::<Result<_, _>>()?;
     let mut out = vec![None; q.outputs.len()];
     let mut columns = vec![Vec::new(); q.outputs.len()];
     for r in 0..batch.num_rows() {
@@ -189,8 +213,11 @@ fn golden_cases() {
                     continue;
                 }
                 let want = std::fs::read_to_string(&path).unwrap_or_default();
-                let want: Vec<Value> =
-                    want.lines().filter(|l| !l.is_empty()).map(|l| serde_json::from_str(l).unwrap()).collect();
+                let want: Vec<Value> = want
+                    .lines()
+                    .filter(|l| !l.is_empty())
+                    .map(|l| serde_json::from_str(l).unwrap())
+                    .collect();
                 if want != rows {
                     failures.push(format!(
                         "{name}: output differs (EDDY_BLESS=1 regenerates)\n  want: {}\n  got:  {}",

@@ -91,7 +91,10 @@ impl FeaturesConfig {
         let mut outputs: Vec<String> = Vec::new();
         for (name, a) in &self.aggregates {
             if a.max_state.0 == 0 {
-                out.push((format!("aggregates.{name}.max_state"), SqlError::new("must be more than 0 bytes")));
+                out.push((
+                    format!("aggregates.{name}.max_state"),
+                    SqlError::new("must be more than 0 bytes"),
+                ));
             }
             match AggregateQuery::parse(&a.sql, &events.time) {
                 Err(e) => out.push((format!("aggregates.{name}.sql"), e)),
@@ -110,7 +113,8 @@ impl FeaturesConfig {
                         }
                     }
                     for o in &q.outputs {
-                        if outputs.contains(&o.name) || columns.as_ref().is_some_and(|c| c.contains(&o.name)) {
+                        if outputs.contains(&o.name) || columns.as_ref().is_some_and(|c| c.contains(&o.name))
+                        {
                             out.push((
                                 format!("aggregates.{name}.sql"),
                                 SqlError::new(format!(
@@ -230,7 +234,12 @@ impl FeatureStage {
 
     /// A batch an expression failed on, evaluated one row at a time: the rows it fails on go
     /// to the dead letters, the rest go on.
-    fn row_by_row(&self, b: SourceBatch, source: &str, dead_letters: &Sender<DeadLetter>) -> Option<SourceBatch> {
+    fn row_by_row(
+        &self,
+        b: SourceBatch,
+        source: &str,
+        dead_letters: &Sender<DeadLetter>,
+    ) -> Option<SourceBatch> {
         let mut parts = Vec::new();
         let mut offsets = Vec::new();
         let key = b.batch.column(0).as_string_opt::<i32>().cloned();
@@ -247,7 +256,8 @@ impl FeatureStage {
                 }
                 Err(e) => {
                     self.failed.fetch_add(1, Ordering::Relaxed);
-                    let record = key.as_ref().map(|k: &StringArray| k.value(r).to_string()).unwrap_or_default();
+                    let record =
+                        key.as_ref().map(|k: &StringArray| k.value(r).to_string()).unwrap_or_default();
                     let _ = dead_letters.send(DeadLetter::new(
                         source,
                         b.offsets[r],
@@ -377,7 +387,9 @@ impl WindowFeatures {
             let values = if config.export_metrics {
                 outputs
                     .iter()
-                    .map(|o| factory.gauge("eddy_feature_aggregate_value", &[("aggregate", name), ("output", o)]))
+                    .map(|o| {
+                        factory.gauge("eddy_feature_aggregate_value", &[("aggregate", name), ("output", o)])
+                    })
                     .collect()
             } else {
                 Vec::new()
@@ -414,7 +426,8 @@ impl WindowFeatures {
     /// model sees after the event's own columns). With no explicit feature list (`listed`
     /// false), every aggregate output is a feature.
     pub fn split_names(&self, names: Vec<String>, listed: bool) -> (Vec<String>, Vec<String>) {
-        let (outputs, columns): (Vec<String>, Vec<String>) = names.into_iter().partition(|n| self.names.contains(n));
+        let (outputs, columns): (Vec<String>, Vec<String>) =
+            names.into_iter().partition(|n| self.names.contains(n));
         if listed {
             (columns, self.names.iter().filter(|n| outputs.contains(n)).cloned().collect())
         } else {
@@ -427,7 +440,12 @@ impl WindowFeatures {
     ///
     /// # Errors
     /// When an aggregate output has the name of an event column.
-    pub fn bind(&mut self, features: &mut Vec<FeatureSpec>, outputs: Vec<String>, batch: &RecordBatch) -> Result<(), EngineError> {
+    pub fn bind(
+        &mut self,
+        features: &mut Vec<FeatureSpec>,
+        outputs: Vec<String>,
+        batch: &RecordBatch,
+    ) -> Result<(), EngineError> {
         for name in &self.names {
             if batch.schema().index_of(name).is_ok() {
                 return Err(EngineError::Input(format!(
@@ -482,7 +500,9 @@ impl WindowFeatures {
                     continue;
                 };
                 self.inputs.clear();
-                self.inputs.extend(a.inputs.iter().map(|c| c.as_ref().and_then(|c| c.is_valid(r).then(|| c.value(r)))));
+                self.inputs.extend(
+                    a.inputs.iter().map(|c| c.as_ref().and_then(|c| c.is_valid(r).then(|| c.value(r)))),
+                );
                 let out = &mut self.scratch[..width];
                 a.state.update(h, times[r], &self.inputs, out);
                 let row = (r - start) * n_out + a.first;
@@ -564,9 +584,9 @@ fn resolve(a: &mut Aggregate, batch: &RecordBatch) -> Result<(), EngineError> {
         DataType::Boolean => KeyColumn::Bool(key.as_boolean().clone()),
         t => {
             return Err(EngineError::Input(format!(
-                "features.aggregates.{}: key column `{key_name}` has type {t}; use a string, number or boolean",
-                a.name
-            )))
+            "features.aggregates.{}: key column `{key_name}` has type {t}; use a string, number or boolean",
+            a.name
+        )))
         }
     });
     let mut inputs = Vec::new();

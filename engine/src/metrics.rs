@@ -81,7 +81,11 @@ pub const METRICS: &[(&str, &str, &str)] = &[
         "count",
         "Keys a windowed aggregate evicted (least recently seen first) to stay under max_state.",
     ),
-    ("eddy_feature_aggregate_late_total", "count", "Events older than their key's newest event in an aggregate."),
+    (
+        "eddy_feature_aggregate_late_total",
+        "count",
+        "Events older than their key's newest event in an aggregate.",
+    ),
     (
         "eddy_feature_aggregate_value",
         "count",

@@ -374,9 +374,11 @@ fn parse_duration(text: &str) -> Result<i64, String> {
             "m" | "min" | "mins" | "minute" | "minutes" => 60_000,
             "h" | "hour" | "hours" => 3_600_000,
             "d" | "day" | "days" => 86_400_000,
-            other => return Err(format!(
+            other => {
+                return Err(format!(
                 "unknown unit `{other}` in interval `{text}` (use millisecond, second, minute, hour or day)"
-            )),
+            ))
+            }
         };
         total = n
             .checked_mul(unit)
