@@ -219,36 +219,39 @@ impl Pipeline {
             let dead_letters = dead_letter_tx.clone();
             let handle = std::thread::Builder::new()
                 .name(format!("source-{name}"))
-                .spawn(move || loop {
-                    if stop.load(Ordering::Relaxed) {
-                        let _ = tx.send(SourceMessage::End);
-                        return;
-                    }
-                    match source.poll() {
-                        Ok(Poll::Batch(b)) => {
-                            let b = match &stage {
-                                None => b,
-                                Some(stage) => match stage.apply(b, &thread_name, &dead_letters) {
-                                    Ok(Some(b)) => b,
-                                    Ok(None) => continue,
-                                    Err(e) => {
-                                        let _ = tx.send(SourceMessage::Failed(e));
-                                        return;
-                                    }
-                                },
-                            };
-                            if tx.send(SourceMessage::Batch(b)).is_err() {
-                                return;
-                            }
-                        }
-                        Ok(Poll::Idle) => std::thread::sleep(Duration::from_millis(20)),
-                        Ok(Poll::End) => {
+                .spawn(move || {
+                    let source_name = thread_name;
+                    loop {
+                        if stop.load(Ordering::Relaxed) {
                             let _ = tx.send(SourceMessage::End);
                             return;
                         }
-                        Err(e) => {
-                            let _ = tx.send(SourceMessage::Failed(e));
-                            return;
+                        match source.poll() {
+                            Ok(Poll::Batch(b)) => {
+                                let b = match &stage {
+                                    None => b,
+                                    Some(stage) => match stage.apply(b, &source_name, &dead_letters) {
+                                        Ok(Some(b)) => b,
+                                        Ok(None) => continue,
+                                        Err(e) => {
+                                            let _ = tx.send(SourceMessage::Failed(e));
+                                            return;
+                                        }
+                                    },
+                                };
+                                if tx.send(SourceMessage::Batch(b)).is_err() {
+                                    return;
+                                }
+                            }
+                            Ok(Poll::Idle) => std::thread::sleep(Duration::from_millis(20)),
+                            Ok(Poll::End) => {
+                                let _ = tx.send(SourceMessage::End);
+                                return;
+                            }
+                            Err(e) => {
+                                let _ = tx.send(SourceMessage::Failed(e));
+                                return;
+                            }
                         }
                     }
                 })
