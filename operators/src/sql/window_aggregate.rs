@@ -26,10 +26,14 @@
 //!
 //! # State and its bound
 //!
-//! Per key: only the non-empty panes inside the key's current window (a sorted deque), plus the
-//! events at the key's newest time that later events will see. Memory is estimated per key and
-//! pane; when the total passes the configured cap, the least recently seen keys are evicted
-//! (an O(1) LRU list) and counted. An evicted key starts again from an empty window.
+//! Per key: only the non-empty panes inside the key's current window, flat in one buffer
+//! (index, rows, then count/sum/M2/min/max per input column: mergeable, so nothing is ever
+//! recomputed over the window), the last of them possibly holding only the events at the
+//! key's newest time (not yet visible to anyone). One hash-table entry and one buffer per key
+//! keep an update to two or three cache misses. Memory is estimated per key and pane; when the
+//! total passes the configured cap, the least recently seen keys are evicted (exact LRU from a
+//! queue of touches, compacted as it grows) and counted. An evicted key starts again from an
+//! empty window.
 //! [`WindowAggregate::state`] and [`WindowAggregate::restore`] carry all of it through a
 //! checkpoint.
 
@@ -40,92 +44,43 @@ use serde::{Deserialize, Serialize};
 
 use super::aggregate_query::{AggregateFunction, AggregateOutput, AggregateQuery};
 
-const NIL: u32 = u32::MAX;
+/// Words per column accumulator: count, sum, M2, min, max (min/max meaningful when count > 0).
+const ACC: usize = 5;
+/// Words of a pane before its accumulators: pane index, rows.
+const HEAD: usize = 2;
 
-/// Running statistics of one column in one pane (Chan et al.'s mergeable form).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-struct ColAcc {
-    n: u64,
-    sum: f64,
-    m2: f64,
-    min: f64,
-    max: f64,
+/// Adds `x` to the accumulator at `a` (Welford).
+#[inline]
+fn acc_add(a: &mut [f64], x: f64) {
+    if a[0] == 0.0 {
+        a.copy_from_slice(&[1.0, x, 0.0, x, x]);
+        return;
+    }
+    let old_mean = a[1] / a[0];
+    a[0] += 1.0;
+    a[1] += x;
+    a[2] += (x - old_mean) * (x - a[1] / a[0]);
+    a[3] = a[3].min(x);
+    a[4] = a[4].max(x);
 }
 
-impl ColAcc {
-    // min and max are meaningful only when n > 0 (finite, so the state serialises to JSON too).
-    const EMPTY: ColAcc = ColAcc { n: 0, sum: 0.0, m2: 0.0, min: 0.0, max: 0.0 };
-
-    #[inline]
-    fn add(&mut self, x: f64) {
-        if self.n == 0 {
-            *self = ColAcc { n: 1, sum: x, m2: 0.0, min: x, max: x };
-            return;
-        }
-        let old_mean = self.sum / self.n as f64;
-        self.n += 1;
-        self.sum += x;
-        let new_mean = self.sum / self.n as f64;
-        self.m2 += (x - old_mean) * (x - new_mean);
-        self.min = self.min.min(x);
-        self.max = self.max.max(x);
+/// Merges accumulator `b` into `a` (Chan et al.).
+#[inline]
+fn acc_merge(a: &mut [f64], b: &[f64]) {
+    if b[0] == 0.0 {
+        return;
     }
-
-    #[inline]
-    fn merge(&mut self, o: &ColAcc) {
-        if o.n == 0 {
-            return;
-        }
-        if self.n == 0 {
-            *self = *o;
-            return;
-        }
-        let (n1, n2) = (self.n as f64, o.n as f64);
-        let delta = o.sum / n2 - self.sum / n1;
-        self.m2 += o.m2 + delta * delta * n1 * n2 / (n1 + n2);
-        self.n += o.n;
-        self.sum += o.sum;
-        self.min = self.min.min(o.min);
-        self.max = self.max.max(o.max);
+    if a[0] == 0.0 {
+        a.copy_from_slice(b);
+        return;
     }
-}
-
-/// One pane of one key.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct Pane {
-    index: i64,
-    rows: u64,
-    cols: Vec<ColAcc>,
-}
-
-impl Pane {
-    fn new(index: i64, ncols: usize) -> Self {
-        Pane { index, rows: 0, cols: vec![ColAcc::EMPTY; ncols] }
-    }
-
-    #[inline]
-    fn add(&mut self, values: &[Option<f64>]) {
-        self.rows += 1;
-        for (acc, v) in self.cols.iter_mut().zip(values) {
-            if let Some(x) = v {
-                acc.add(*x);
-            }
-        }
-    }
-
-    #[inline]
-    fn merge(&mut self, o: &Pane) {
-        self.rows += o.rows;
-        for (a, b) in self.cols.iter_mut().zip(&o.cols) {
-            a.merge(b);
-        }
-    }
-
-    fn clear(&mut self, index: i64) {
-        self.index = index;
-        self.rows = 0;
-        self.cols.iter_mut().for_each(|c| *c = ColAcc::EMPTY);
-    }
+    let (n1, n2) = (a[0], b[0]);
+    let delta = b[1] / n2 - a[1] / n1;
+    a[2] += b[2] + delta * delta * n1 * n2 / (n1 + n2);
+    a[0] += n2;
+    a[1] += b[1];
+    a[3] = a[3].min(b[3]);
+    a[4] = a[4].max(b[4]);
 }
 
 /// The window state of one key (part of [`AggregateState`]).
@@ -133,38 +88,15 @@ impl Pane {
 pub struct KeyState {
     /// Newest event time seen for the key.
     last_ts: i64,
-    /// Events at `last_ts`, not yet visible to anyone (ties do not see each other).
-    tie: Pane,
-    /// Non-empty panes before the ties, oldest first.
-    panes: VecDeque<Pane>,
+    /// Whether the last pane holds only the events at `last_ts` (visible to later times only).
+    tie: bool,
+    /// Non-empty panes, oldest first, each `HEAD + ACC * columns` words.
+    data: Vec<f64>,
 }
 
 impl KeyState {
-    fn new(ncols: usize) -> Self {
-        KeyState { last_ts: i64::MIN, tie: Pane::new(i64::MIN, ncols), panes: VecDeque::new() }
-    }
-
-    /// The pane at `index`, inserted in order when absent.
-    fn pane_mut(&mut self, index: i64, ncols: usize) -> &mut Pane {
-        let pos = match self.panes.back() {
-            Some(b) if b.index == index => self.panes.len() - 1,
-            Some(b) if b.index < index => {
-                self.panes.push_back(Pane::new(index, ncols));
-                self.panes.len() - 1
-            }
-            None => {
-                self.panes.push_back(Pane::new(index, ncols));
-                0
-            }
-            Some(_) => match self.panes.binary_search_by_key(&index, |p| p.index) {
-                Ok(i) => i,
-                Err(i) => {
-                    self.panes.insert(i, Pane::new(index, ncols));
-                    i
-                }
-            },
-        };
-        &mut self.panes[pos]
+    fn new() -> Self {
+        KeyState { last_ts: i64::MIN, tie: false, data: Vec::new() }
     }
 }
 
@@ -183,10 +115,9 @@ pub struct AggregateState {
     pub dropped_late: u64,
 }
 
-struct Node {
-    hash: u64,
-    prev: u32,
-    next: u32,
+struct Entry {
+    /// When the key was last seen (the aggregate's own update counter).
+    tick: u64,
     state: KeyState,
 }
 
@@ -195,30 +126,34 @@ pub struct WindowAggregate {
     query: AggregateQuery,
     columns: Vec<String>,
     plan: Vec<(AggregateFunction, Option<usize>)>,
+    /// Words per pane.
+    stride: usize,
     max_bytes: u64,
-    nodes: Vec<Node>,
-    free: Vec<u32>,
-    index: HashMap<u64, u32>,
-    /// Most recently seen key.
-    head: u32,
-    /// Least recently seen key.
-    tail: u32,
+    keys: HashMap<u64, Entry>,
+    /// `(key, tick)` of every touch, oldest first; entries whose tick is no longer the key's
+    /// are stale and skipped.
+    touches: VecDeque<(u64, u64)>,
+    clock: u64,
     bytes: u64,
     evictions: u64,
     late: u64,
     dropped_late: u64,
-    merged: Pane,
+    merged: Vec<f64>,
 }
 
 impl std::fmt::Debug for WindowAggregate {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WindowAggregate")
             .field("query", &self.query)
-            .field("keys", &self.index.len())
+            .field("keys", &self.keys.len())
             .field("bytes", &self.bytes)
             .finish()
     }
 }
+
+/// Estimated bytes of one key besides its panes: the table entry and its share of the touch
+/// queue (at most two touches per key between compactions).
+const KEY_OVERHEAD: u64 = (std::mem::size_of::<(u64, Entry)>() + 8 + 2 * 16) as u64;
 
 impl WindowAggregate {
     /// Empty state for `query`, evicting keys beyond about `max_bytes` of state.
@@ -229,22 +164,21 @@ impl WindowAggregate {
             .iter()
             .map(|o| (o.function, o.column.as_ref().and_then(|c| columns.iter().position(|x| x == c))))
             .collect();
-        let ncols = columns.len();
+        let stride = HEAD + ACC * columns.len();
         WindowAggregate {
             query,
             columns,
             plan,
+            stride,
             max_bytes,
-            nodes: Vec::new(),
-            free: Vec::new(),
-            index: HashMap::new(),
-            head: NIL,
-            tail: NIL,
+            keys: HashMap::new(),
+            touches: VecDeque::new(),
+            clock: 0,
             bytes: 0,
             evictions: 0,
             late: 0,
             dropped_late: 0,
-            merged: Pane::new(0, ncols),
+            merged: vec![0.0; stride],
         }
     }
 
@@ -265,7 +199,7 @@ impl WindowAggregate {
 
     /// Keys held now.
     pub fn keys(&self) -> usize {
-        self.index.len()
+        self.keys.len()
     }
 
     /// Estimated bytes of state held now.
@@ -288,145 +222,127 @@ impl WindowAggregate {
         self.dropped_late
     }
 
-    fn pane_bytes(&self) -> u64 {
-        (std::mem::size_of::<Pane>() + self.columns.len() * std::mem::size_of::<ColAcc>()) as u64
-    }
-
-    fn key_bytes(&self, s: &KeyState) -> u64 {
-        // The node, its index entry, the tie pane and the deque's panes.
-        (std::mem::size_of::<Node>() + 16) as u64 + (s.panes.len() as u64 + 1) * self.pane_bytes()
+    fn key_bytes(s: &KeyState) -> u64 {
+        KEY_OVERHEAD + (s.data.len() * 8) as u64
     }
 
     /// Writes into `out` (one per output) the aggregates of key `key` as of time `ts` (see the
     /// module docs), then adds the event with `values` (one per input column, `None` for null).
     pub fn update(&mut self, key: u64, ts: i64, values: &[Option<f64>], out: &mut [Option<f64>]) {
-        let ncols = self.columns.len();
+        let stride = self.stride;
         let slide = self.query.window.slide_ms;
         let panes = self.query.window.panes();
-        let node = match self.index.get(&key) {
-            Some(&i) => {
-                self.unlink(i);
-                i
-            }
-            None => {
-                let state = KeyState::new(ncols);
-                self.bytes += self.key_bytes(&state);
-                let node = Node { hash: key, prev: NIL, next: NIL, state };
-                let i = match self.free.pop() {
-                    Some(i) => {
-                        self.nodes[i as usize] = node;
-                        i
-                    }
-                    None => {
-                        self.nodes.push(node);
-                        (self.nodes.len() - 1) as u32
-                    }
-                };
-                self.index.insert(key, i);
-                i
-            }
-        };
-        self.push_front(node);
-        let before = self.key_bytes(&self.nodes[node as usize].state);
+        self.clock += 1;
+        let tick = self.clock;
+        self.touches.push_back((key, tick));
+        let entry = self.keys.entry(key).or_insert_with(|| {
+            self.bytes += KEY_OVERHEAD;
+            Entry { tick, state: KeyState::new() }
+        });
+        entry.tick = tick;
+        let s = &mut entry.state;
+        let before = s.data.len();
         let p = ts.div_euclid(slide);
         let lo = p - panes + 1;
-        let mut merged = std::mem::replace(&mut self.merged, Pane::new(0, 0));
-        merged.clear(0);
-        let s = &mut self.nodes[node as usize].state;
+        let merged = &mut self.merged;
+        merged.iter_mut().for_each(|x| *x = 0.0);
+        let index = |data: &[f64], j: usize| data[j * stride] as i64;
         if ts >= s.last_ts {
             if ts > s.last_ts {
-                if s.tie.rows > 0 {
-                    let tie = std::mem::replace(&mut s.tie, Pane::new(p, ncols));
-                    s.pane_mut(tie.index, ncols).merge(&tie);
-                } else {
-                    s.tie.clear(p);
+                let n = s.data.len() / stride;
+                if s.tie && n >= 2 && index(&s.data, n - 2) == index(&s.data, n - 1) {
+                    // The ties become visible: fold them into their pane.
+                    let (a, b) = s.data.split_at_mut((n - 1) * stride);
+                    merge_pane(&mut a[(n - 2) * stride..], b);
+                    s.data.truncate((n - 1) * stride);
                 }
-                while s.panes.front().is_some_and(|f| f.index < lo) {
-                    s.panes.pop_front();
+                let n = s.data.len() / stride;
+                let expired = (0..n).take_while(|&j| index(&s.data, j) < lo).count();
+                s.data.drain(..expired * stride);
+                for pane in s.data.chunks_exact(stride) {
+                    merge_pane(merged, pane);
                 }
+                s.data.extend(std::iter::repeat_n(0.0, stride));
+                let at = s.data.len() - stride;
+                s.data[at] = p as f64;
+                s.tie = true;
                 s.last_ts = ts;
+            } else {
+                let n = s.data.len() / stride;
+                for pane in s.data[..(n - 1) * stride].chunks_exact(stride) {
+                    if pane[0] as i64 >= lo {
+                        merge_pane(merged, pane);
+                    }
+                }
             }
-            for pane in s.panes.iter().filter(|x| x.index >= lo) {
-                merged.merge(pane);
-            }
-            s.tie.add(values);
+            let at = s.data.len() - stride;
+            add_to_pane(&mut s.data[at..], values);
         } else {
             self.late += 1;
-            for pane in s.panes.iter().filter(|x| x.index >= lo && x.index < p) {
-                merged.merge(pane);
+            for pane in s.data.chunks_exact(stride) {
+                let i = pane[0] as i64;
+                if i >= lo && i < p {
+                    merge_pane(merged, pane);
+                }
             }
             if p > s.last_ts.div_euclid(slide) - panes {
-                s.pane_mut(p, ncols).add(values);
+                // Into its own pane among the visible ones (never the ties' pane).
+                let visible = s.data.len() / stride - usize::from(s.tie);
+                let pos = (0..visible).find(|&j| index(&s.data, j) >= p).unwrap_or(visible);
+                if pos == visible || index(&s.data, pos) != p {
+                    let at = pos * stride;
+                    s.data.splice(at..at, std::iter::repeat_n(0.0, stride));
+                    s.data[at] = p as f64;
+                }
+                add_to_pane(&mut s.data[pos * stride..(pos + 1) * stride], values);
             } else {
                 self.dropped_late += 1;
             }
         }
+        let after = s.data.len();
+        let rows = merged[1];
         for (o, (f, c)) in out.iter_mut().zip(&self.plan) {
-            *o = evaluate(*f, c.map(|c| &merged.cols[c]), merged.rows);
+            *o = evaluate(*f, c.map(|c| &merged[HEAD + c * ACC..HEAD + (c + 1) * ACC]), rows);
         }
-        self.merged = merged;
-        let after = self.key_bytes(&self.nodes[node as usize].state);
-        self.bytes = self.bytes + after - before;
-        while self.bytes > self.max_bytes && self.index.len() > 1 {
-            self.evict_tail();
+        self.bytes = self.bytes + (after * 8) as u64 - (before * 8) as u64;
+        while self.bytes > self.max_bytes && self.keys.len() > 1 {
+            self.evict_oldest(key);
         }
-    }
-
-    fn unlink(&mut self, i: u32) {
-        let (prev, next) = {
-            let n = &self.nodes[i as usize];
-            (n.prev, n.next)
-        };
-        if prev != NIL {
-            self.nodes[prev as usize].next = next;
-        } else {
-            self.head = next;
-        }
-        if next != NIL {
-            self.nodes[next as usize].prev = prev;
-        } else {
-            self.tail = prev;
+        if self.touches.len() > 2 * self.keys.len() + 1024 {
+            self.compact();
         }
     }
 
-    fn push_front(&mut self, i: u32) {
-        let n = &mut self.nodes[i as usize];
-        n.prev = NIL;
-        n.next = self.head;
-        if self.head != NIL {
-            self.nodes[self.head as usize].prev = i;
-        }
-        self.head = i;
-        if self.tail == NIL {
-            self.tail = i;
+    /// Evicts the least recently seen key (never `current`).
+    fn evict_oldest(&mut self, current: u64) {
+        while let Some((k, t)) = self.touches.pop_front() {
+            if k == current {
+                continue;
+            }
+            if self.keys.get(&k).is_some_and(|e| e.tick == t) {
+                let e = self.keys.remove(&k).expect("present");
+                self.bytes -= Self::key_bytes(&e.state);
+                self.evictions += 1;
+                return;
+            }
         }
     }
 
-    fn evict_tail(&mut self) {
-        let i = self.tail;
-        if i == NIL {
-            return;
-        }
-        self.unlink(i);
-        let state = std::mem::replace(&mut self.nodes[i as usize].state, KeyState::new(0));
-        self.bytes -= self.key_bytes(&state);
-        self.index.remove(&self.nodes[i as usize].hash);
-        self.free.push(i);
-        self.evictions += 1;
+    /// Drops stale touches: one per key, in recency order.
+    fn compact(&mut self) {
+        let mut live: Vec<(u64, u64)> = self.keys.iter().map(|(k, e)| (*k, e.tick)).collect();
+        live.sort_unstable_by_key(|&(_, t)| t);
+        self.touches = live.into();
     }
 
     /// Everything held, for a checkpoint.
     pub fn state(&self) -> AggregateState {
-        let mut keys = Vec::with_capacity(self.index.len());
-        let mut i = self.tail;
-        while i != NIL {
-            let n = &self.nodes[i as usize];
-            keys.push((n.hash, n.state.clone()));
-            i = n.prev;
-        }
+        let mut keys: Vec<(u64, u64, &KeyState)> =
+            self.keys.iter().map(|(k, e)| (*k, e.tick, &e.state)).collect();
+        keys.sort_unstable_by_key(|&(_, t, _)| t);
         AggregateState {
             query: self.query.clone(),
-            keys,
+            keys: keys.into_iter().map(|(k, _, s)| (k, s.clone())).collect(),
             evictions: self.evictions,
             late: self.late,
             dropped_late: self.dropped_late,
@@ -444,13 +360,20 @@ impl WindowAggregate {
                 state.query, self.query
             ));
         }
+        if let Some((_, bad)) =
+            state.keys.iter().find(|(_, s)| s.data.len() % self.stride != 0 || (s.tie && s.data.is_empty()))
+        {
+            return Err(format!(
+                "checkpointed aggregate state is corrupt: {} words of panes",
+                bad.data.len()
+            ));
+        }
         let mut fresh = WindowAggregate::new(self.query.clone(), self.max_bytes);
         for (hash, key) in state.keys {
-            let i = fresh.nodes.len() as u32;
-            fresh.bytes += fresh.key_bytes(&key);
-            fresh.nodes.push(Node { hash, prev: NIL, next: NIL, state: key });
-            fresh.index.insert(hash, i);
-            fresh.push_front(i);
+            fresh.clock += 1;
+            fresh.bytes += Self::key_bytes(&key);
+            fresh.touches.push_back((hash, fresh.clock));
+            fresh.keys.insert(hash, Entry { tick: fresh.clock, state: key });
         }
         fresh.evictions = state.evictions;
         fresh.late = state.late;
@@ -461,18 +384,37 @@ impl WindowAggregate {
 }
 
 #[inline]
-fn evaluate(f: AggregateFunction, acc: Option<&ColAcc>, rows: u64) -> Option<f64> {
+fn merge_pane(into: &mut [f64], pane: &[f64]) {
+    into[1] += pane[1];
+    for (a, b) in into[HEAD..].chunks_exact_mut(ACC).zip(pane[HEAD..].chunks_exact(ACC)) {
+        acc_merge(a, b);
+    }
+}
+
+#[inline]
+fn add_to_pane(pane: &mut [f64], values: &[Option<f64>]) {
+    pane[1] += 1.0;
+    for (a, v) in pane[HEAD..].chunks_exact_mut(ACC).zip(values) {
+        if let Some(x) = v {
+            acc_add(a, *x);
+        }
+    }
+}
+
+#[inline]
+fn evaluate(f: AggregateFunction, acc: Option<&[f64]>, rows: f64) -> Option<f64> {
     let Some(a) = acc else {
-        return Some(rows as f64);
+        return Some(rows);
     };
+    let n = a[0];
     match f {
-        AggregateFunction::Count => Some(a.n as f64),
-        _ if a.n == 0 => None,
-        AggregateFunction::Sum => Some(a.sum),
-        AggregateFunction::Avg => Some(a.sum / a.n as f64),
-        AggregateFunction::Min => Some(a.min),
-        AggregateFunction::Max => Some(a.max),
-        AggregateFunction::Stddev => (a.n >= 2).then(|| (a.m2.max(0.0) / (a.n - 1) as f64).sqrt()),
+        AggregateFunction::Count => Some(n),
+        _ if n == 0.0 => None,
+        AggregateFunction::Sum => Some(a[1]),
+        AggregateFunction::Avg => Some(a[1] / n),
+        AggregateFunction::Min => Some(a[3]),
+        AggregateFunction::Max => Some(a[4]),
+        AggregateFunction::Stddev => (n >= 2.0).then(|| (a[2].max(0.0) / (n - 1.0)).sqrt()),
     }
 }
 
