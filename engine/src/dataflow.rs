@@ -22,6 +22,7 @@ use crate::checkpoint::Checkpointer;
 use crate::drift::{DriftInput, DriftMonitor};
 use crate::encode::BatchEncoder;
 use crate::error::EngineError;
+use crate::feature_sql::WindowFeatures;
 use crate::feature_stats::{window_stat, ClosedWindow, FeatureMonitors};
 use crate::label_join::JoinCounters;
 use crate::label_join::{EventOutcome, LabelJoin, LabelOutcome};
@@ -155,6 +156,8 @@ pub(crate) struct Engine<'s> {
     /// Whether checkpoints are on: periodic model publishes then wait for the writer instead
     /// of being dropped when it is busy, so version numbers do not depend on timing.
     pub(crate) checkpointing: bool,
+    /// Windowed aggregates joined to each event as of its time (`[features.aggregates]`).
+    pub(crate) windows: Option<WindowFeatures>,
 }
 
 /// What the engine sends the dead-letter thread.
@@ -289,6 +292,7 @@ impl<'s> Engine<'s> {
             dead_letters,
             dead_letter_counts: BTreeMap::new(),
             checkpointing: false,
+            windows: WindowFeatures::new(spec, factory)?,
         })
     }
 
@@ -398,6 +402,9 @@ impl<'s> Engine<'s> {
         if let Some(f) = &mut self.features {
             f.publish();
         }
+        if let Some(w) = &self.windows {
+            w.publish();
+        }
         let c = self.join.counters();
         let p = self.published;
         let m = &self.metrics;
@@ -490,8 +497,12 @@ impl<'s> Engine<'s> {
                 })
                 .collect(),
         };
+        let (names, window_names) = match &self.windows {
+            Some(w) => w.split_names(names, self.spec.features.is_some()),
+            None => (names, Vec::new()),
+        };
         let declared = |n: &str| self.spec.events.declared.iter().find(|(d, _)| d == n).map(|(_, k)| *k);
-        let features: Vec<FeatureSpec> = names
+        let mut features: Vec<FeatureSpec> = names
             .into_iter()
             .filter_map(|name| {
                 let kind = match declared(&name) {
@@ -510,6 +521,11 @@ impl<'s> Engine<'s> {
                 Some(FeatureSpec { name, kind })
             })
             .collect();
+        let numeric: Vec<String> =
+            features.iter().filter(|f| f.kind == FeatureKind::Numeric).map(|f| f.name.clone()).collect();
+        if let Some(w) = &mut self.windows {
+            w.bind(&mut features, window_names, batch)?;
+        }
         if features.is_empty() {
             return Err(EngineError::Input(format!(
                 "the events have no usable feature: fields are {:?}; besides the key `{}` and time `{}` the model needs at least one numeric, string or boolean field",
@@ -522,13 +538,16 @@ impl<'s> Engine<'s> {
             features = ?features.iter().map(|f| format!("{}:{}", f.name, f.kind.as_str())).collect::<Vec<_>>(),
             "model features resolved"
         );
-        self.build_model(features).map_err(EngineError::Input)
+        self.build_model(features, numeric).map_err(EngineError::Input)
     }
 
-    /// Builds the encoder, the feature monitors and the slots for `features`.
-    pub(crate) fn build_model(&mut self, features: Vec<FeatureSpec>) -> Result<(), String> {
-        let numeric: Vec<String> =
-            features.iter().filter(|f| f.kind == FeatureKind::Numeric).map(|f| f.name.clone()).collect();
+    /// Builds the encoder, the feature monitors (over `numeric`, the events' own numeric
+    /// features) and the slots for `features`.
+    pub(crate) fn build_model(
+        &mut self,
+        features: Vec<FeatureSpec>,
+        numeric: Vec<String>,
+    ) -> Result<(), String> {
         let monitors = FeatureMonitors::new(
             &self.spec.windows,
             self.spec.reference_drift.as_ref(),
@@ -575,7 +594,12 @@ impl<'s> Engine<'s> {
                 key: position(batch, &self.spec.events.key)?,
                 time: position(batch, &self.spec.events.time)?,
                 label: 0,
-                features: BatchEncoder::positions(&encoder, batch),
+                features: {
+                    // Aggregate features come last and are encoded from `windows`, not the batch.
+                    let mut p = BatchEncoder::positions(&encoder, batch);
+                    p.truncate(p.len() - self.windows.as_ref().map_or(0, |w| w.bound()));
+                    p
+                },
                 monitors: self
                     .learning
                     .monitors
@@ -591,6 +615,9 @@ impl<'s> Engine<'s> {
         let cols = &self.event_cols;
         let keys = batch.column(cols.key).as_string::<i32>();
         let times = batch.column(cols.time).as_primitive::<Int64Type>().values();
+        if let Some(w) = &mut self.windows {
+            w.run(batch, id, times, start, end)?;
+        }
         let emit = !self.predictions.is_empty();
         let n = (end - start) * self.learning.slots.len();
         let mut out = emit.then(|| PredictionBuilders::new(n, self.spec.task));
@@ -604,6 +631,9 @@ impl<'s> Engine<'s> {
             self.observe_time(ts);
             let key = keys.value(r);
             BatchEncoder::encode_row(&mut encoder, batch, &self.event_cols.features, r, &mut self.row);
+            if let Some(w) = &self.windows {
+                w.encode(&mut encoder, r - start, &mut self.row);
+            }
             for (s, slot) in self.learning.slots.iter().enumerate() {
                 self.scores[s] = slot.learner.predict(&self.row);
             }

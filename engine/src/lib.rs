@@ -14,6 +14,7 @@ pub mod drift;
 pub mod encode;
 pub mod error;
 pub mod evaluator;
+pub mod feature_sql;
 pub mod feature_stats;
 pub mod label_join;
 pub mod merge;

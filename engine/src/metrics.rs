@@ -73,6 +73,24 @@ pub const METRICS: &[(&str, &str, &str)] = &[
     ),
     ("eddy_training_buffer_examples", "count", "Labelled examples in the training buffer."),
     ("eddy_training_buffer_bytes", "bytes", "Memory held by the training buffer."),
+    ("eddy_feature_sql_filtered_total", "count", "Events dropped by the WHERE clause of features.sql."),
+    ("eddy_feature_aggregate_keys", "count", "Keys held by a windowed aggregate."),
+    ("eddy_feature_aggregate_state_bytes", "bytes", "Estimated memory held by a windowed aggregate's state."),
+    (
+        "eddy_feature_aggregate_evictions_total",
+        "count",
+        "Keys a windowed aggregate evicted (least recently seen first) to stay under max_state.",
+    ),
+    (
+        "eddy_feature_aggregate_late_total",
+        "count",
+        "Events older than their key's newest event in an aggregate.",
+    ),
+    (
+        "eddy_feature_aggregate_value",
+        "count",
+        "With export_metrics: an aggregate output's value as of the latest event (one series per output).",
+    ),
     ("eddy_feature_psi", "count", "Population Stability Index of a feature against its reference."),
     (
         "eddy_feature_ks",

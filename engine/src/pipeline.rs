@@ -86,6 +86,8 @@ pub struct PipelineSpec {
     pub promotion: Option<PromotionConfig>,
     /// Full retrains into a shadow slot; `None` never retrains.
     pub retrain: Option<RetrainConfig>,
+    /// Feature SQL and windowed aggregates (`[features]`).
+    pub feature_sql: crate::feature_sql::FeaturesConfig,
 }
 
 /// Resolved registry settings.
@@ -228,6 +230,8 @@ impl Pipeline {
         let Pipeline { spec, control, metrics, mut checkpoints, restored } = self;
         let (dead_letter_tx, dead_letter_rx) = bounded::<DeadLetterMessage>(64);
         let sink_count = sinks.len();
+        // Feature SQL is planned before any thread starts; it runs on the source threads.
+        let feature_stage = crate::feature_sql::FeatureStage::new(&spec, &metrics)?.map(Arc::new);
 
         // Sinks, each on its own thread.
         let mut outputs: BTreeMap<SinkInput, Vec<Sender<SinkMessage>>> = BTreeMap::new();
@@ -280,6 +284,7 @@ impl Pipeline {
             let roles = source.roles();
             let stop = control.stop.clone();
             let thread_name = name.clone();
+            let stage = feature_stage.clone();
             let handle = std::thread::Builder::new()
                 .name(format!("source-{name}"))
                 .spawn(move || {
@@ -295,6 +300,16 @@ impl Pipeline {
                         }
                         match source.poll() {
                             Ok(Poll::Batch(b)) => {
+                                let b = match &stage {
+                                    None => b,
+                                    Some(stage) => match stage.apply(b, &thread_name) {
+                                        Ok(b) => b,
+                                        Err(e) => {
+                                            let _ = tx.send(SourceMessage::Failed(e));
+                                            return;
+                                        }
+                                    },
+                                };
                                 if tx.send(SourceMessage::Batch(b)).is_err() {
                                     return;
                                 }
@@ -356,6 +371,8 @@ impl Pipeline {
             summary.checkpoint_max_seconds = c.max_seconds;
             summary.checkpoint_bytes = c.last_bytes;
         }
+        summary.feature_sql =
+            crate::feature_sql::FeatureSqlSummary::of(feature_stage.as_deref(), engine.windows.as_ref());
         if let Some(publisher) = engine.publisher.take() {
             let report = publisher.finish();
             summary.published_versions = report.written;

@@ -55,6 +55,8 @@ pub struct EngineState {
     retrain: Option<RetrainSnapshot>,
     /// Dead letters emitted so far, by reason.
     pub(crate) dead_letters: BTreeMap<String, u64>,
+    /// Windowed aggregates (`[features.aggregates]`), one state per aggregate.
+    aggregates: Option<Vec<eddy_operators::sql::window_aggregate::AggregateState>>,
 }
 
 impl EngineState {
@@ -152,6 +154,7 @@ impl Engine<'_> {
                 skipped: rt.skipped,
             }),
             dead_letters: self.dead_letter_counts.clone(),
+            aggregates: self.windows.as_ref().map(|w| w.state()),
         }
     }
 
@@ -228,8 +231,19 @@ impl Engine<'_> {
             if names_saved != names {
                 return Err(format!("the checkpoint has slots {names_saved:?}, the pipeline {names:?}"));
             }
-            let specs = features.into_iter().map(|(name, kind)| FeatureSpec { name, kind }).collect();
-            self.build_model(specs)?;
+            let specs: Vec<FeatureSpec> =
+                features.into_iter().map(|(name, kind)| FeatureSpec { name, kind }).collect();
+            // Feature monitors watch the events' own numeric fields, not aggregate outputs.
+            let outputs: &[String] = self.windows.as_ref().map_or(&[], |w| w.names());
+            let numeric = specs
+                .iter()
+                .filter(|f| f.kind == FeatureKind::Numeric && !outputs.contains(&f.name))
+                .map(|f| f.name.clone())
+                .collect();
+            if let Some(w) = &mut self.windows {
+                w.rebind(&specs);
+            }
+            self.build_model(specs, numeric)?;
             let encoder = self.encoder.as_mut().expect("build_model sets the encoder");
             encoder.restore_stats(state.running_stats)?;
             for (slot, saved) in self.learning.slots.iter_mut().zip(state.slots) {
@@ -260,6 +274,11 @@ impl Engine<'_> {
         self.published_updates = state.published_updates;
         self.promotions = state.promotions;
         self.dead_letter_counts = state.dead_letters;
+        match (&mut self.windows, state.aggregates) {
+            (Some(w), Some(s)) => w.restore(s)?,
+            (None, None) => {}
+            _ => return Err("the checkpoint's windowed aggregates do not match the configuration".into()),
+        }
         match (&mut self.retrain, state.retrain) {
             (Some(rt), Some(s)) => {
                 rt.buffer = s.buffer;

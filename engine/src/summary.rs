@@ -113,6 +113,9 @@ pub struct RunSummary {
     pub elapsed_seconds: f64,
     /// Events per wall-clock second.
     pub events_per_second: f64,
+    /// Feature SQL: filtered rows and windowed aggregates (absent without `[features]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub feature_sql: Option<crate::feature_sql::FeatureSqlSummary>,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -152,6 +155,16 @@ impl RunSummary {
         }
         for (reason, n) in &self.dead_letters_by_reason {
             let _ = writeln!(s, "    {reason:<18} {n:>12}");
+        }
+        if let Some(f) = &self.feature_sql {
+            let _ = writeln!(s, "  {:<20} {:>12}", "feature sql filtered", f.filtered);
+            for a in &f.aggregates {
+                let _ = writeln!(
+                    s,
+                    "  aggregate {:<10} {:>12} keys, {} evicted, {} late",
+                    a.name, a.keys, a.evictions, a.late
+                );
+            }
         }
         let _ = writeln!(
             s,

@@ -14,6 +14,7 @@ use eddy_connectors::sources::SourceConfig;
 use eddy_engine::checkpoint::CheckpointConfig;
 use eddy_engine::drift::DriftMonitorConfig;
 use eddy_engine::evaluator::EvaluationConfig;
+use eddy_engine::feature_sql::FeaturesConfig;
 use eddy_engine::feature_stats::{FeatureWindowConfig, ReferenceDriftSection};
 use eddy_engine::label_join::JoinConfig;
 use eddy_engine::pipeline::{PipelineSpec, RegistrySpec};
@@ -87,6 +88,9 @@ pub struct PipelineConfig {
     /// Checkpoints of the whole pipeline state (crash recovery), off by default.
     #[serde(default)]
     pub checkpoint: Option<CheckpointConfig>,
+    /// Feature SQL and windowed aggregates as features.
+    #[serde(default)]
+    pub features: FeaturesConfig,
 }
 
 fn default_batch_size() -> usize {
@@ -313,6 +317,7 @@ impl PipelineConfig {
             }),
             promotion: self.promotion.clone(),
             retrain: self.retrain.clone(),
+            feature_sql: self.features.clone(),
         }
     }
 }

@@ -212,6 +212,12 @@ pub(super) fn check(c: &PipelineConfig, at: &Located) -> Vec<ConfigError> {
             }
         }
     }
+    if !c.features.is_empty() {
+        // Planned against the events' declared schema: SQL errors carry their line:column.
+        for (key, e) in c.features.problems(&c.to_spec().events) {
+            err(format!("features.{key}"), e.to_string());
+        }
+    }
     if c.registry.publish_every_updates == Some(0) {
         err("registry.publish_every_updates".into(), "must be at least 1 (or left out)".into());
     }

@@ -1,5 +1,6 @@
 //! The `generator` source: seeded synthetic streams with known concept drift (SEA, rotating
-//! Hyperplane, Agrawal), emitting events *and* their labels after a configurable delay.
+//! Hyperplane, Agrawal) and a card-fraud stream with per-card amount levels, emitting events
+//! *and* their labels after a configurable delay.
 //!
 //! It is how a pipeline, a detector or a benchmark is tried with no data and no services, and
 //! because the drift points are known, how detection delays are measured. Events and labels
@@ -8,6 +9,7 @@
 
 pub mod agrawal;
 pub mod concept;
+pub mod fraud;
 pub mod hyperplane;
 pub mod sea;
 
@@ -37,6 +39,8 @@ pub enum ConceptConfig {
     Hyperplane(hyperplane::HyperplaneConfig),
     /// Agrawal: switches between classification functions over mixed features.
     Agrawal(agrawal::AgrawalConfig),
+    /// Card transactions whose fraud risk depends on the card's own history.
+    Fraud(fraud::FraudConfig),
 }
 
 impl ConceptConfig {
@@ -46,6 +50,7 @@ impl ConceptConfig {
             ConceptConfig::Sea(_) => "sea",
             ConceptConfig::Hyperplane(_) => "hyperplane",
             ConceptConfig::Agrawal(_) => "agrawal",
+            ConceptConfig::Fraud(_) => "fraud",
         }
     }
 
@@ -54,6 +59,7 @@ impl ConceptConfig {
             ConceptConfig::Sea(c) => Box::new(sea::SeaStream::new(c)?),
             ConceptConfig::Hyperplane(c) => Box::new(hyperplane::HyperplaneStream::new(c)?),
             ConceptConfig::Agrawal(c) => Box::new(agrawal::AgrawalStream::new(c)?),
+            ConceptConfig::Fraud(c) => Box::new(fraud::FraudStream::new(c)?),
         })
     }
 }

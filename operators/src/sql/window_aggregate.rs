@@ -1,0 +1,597 @@
+//! `WindowAggregate`: the incremental state of one windowed aggregate, read by every event
+//! *as of its own event time*.
+//!
+//! # What an event sees (the as-of rule)
+//!
+//! Time is cut into panes of the slide width, aligned to the Unix epoch: pane `p` holds event
+//! times `[p * slide, (p + 1) * slide)`. A window spans `size / slide` panes (one for
+//! `TUMBLE`). For an event of key `k` at time `t` in pane `p(t)`, each output is computed over
+//! the earlier events of `k` that satisfy **both**
+//!
+//! - their pane is one of `p(t) - size/slide + 1 ..= p(t)` (the hopping window that ends with
+//!   the event's own pane; for `TUMBLE`, the event's own tumbling window), and
+//! - their time is **strictly before `t`** (events at the same millisecond, ties, never see
+//!   each other, whatever order they arrive in).
+//!
+//! The window an event sees therefore covers between `size - slide` and `size` of event time
+//! before it, the same whether the stream is replayed or live. Then the event itself is added.
+//! Values depend only on event times, not on arrival order, as long as each key's events arrive
+//! in time order (the engine's merge delivers them so). An event older than its key's newest
+//! event (*late*) sees only the panes strictly before its own pane, so it can never see its
+//! own future either; it is then folded into its pane when that pane can still be seen by the
+//! key's later events, and otherwise dropped and counted.
+//!
+//! Over an empty window `count` is 0 and the other functions null (the model encodes null as a
+//! missing value); `stddev` (sample) needs two values.
+//!
+//! # State and its bound
+//!
+//! Per key: only the non-empty panes inside the key's current window, flat in one buffer
+//! (index, rows, then count/sum/M2/min/max per input column: mergeable, so nothing is ever
+//! recomputed over the window), the last of them possibly holding only the events at the
+//! key's newest time (not yet visible to anyone). One hash-table entry and one buffer per key
+//! keep an update to two or three cache misses. Memory is estimated per key and pane; when the
+//! total passes the configured cap, the least recently seen keys are evicted (exact LRU from a
+//! queue of touches, compacted as it grows) and counted. An evicted key starts again from an
+//! empty window.
+//! [`WindowAggregate::state`] and [`WindowAggregate::restore`] carry all of it through a
+//! checkpoint.
+
+use std::collections::VecDeque;
+
+use hashbrown::HashMap;
+use serde::{Deserialize, Serialize};
+
+use super::aggregate_query::{AggregateFunction, AggregateOutput, AggregateQuery};
+
+/// Words per column accumulator: count, sum, M2, min, max (min/max meaningful when count > 0).
+const ACC: usize = 5;
+/// Words of a pane before its accumulators: pane index, rows.
+const HEAD: usize = 2;
+
+/// Adds `x` to the accumulator at `a` (Welford).
+#[inline]
+fn acc_add(a: &mut [f64], x: f64) {
+    if a[0] == 0.0 {
+        a.copy_from_slice(&[1.0, x, 0.0, x, x]);
+        return;
+    }
+    let old_mean = a[1] / a[0];
+    a[0] += 1.0;
+    a[1] += x;
+    a[2] += (x - old_mean) * (x - a[1] / a[0]);
+    a[3] = a[3].min(x);
+    a[4] = a[4].max(x);
+}
+
+/// Merges accumulator `b` into `a` (Chan et al.).
+#[inline]
+fn acc_merge(a: &mut [f64], b: &[f64]) {
+    if b[0] == 0.0 {
+        return;
+    }
+    if a[0] == 0.0 {
+        a.copy_from_slice(b);
+        return;
+    }
+    let (n1, n2) = (a[0], b[0]);
+    let delta = b[1] / n2 - a[1] / n1;
+    a[2] += b[2] + delta * delta * n1 * n2 / (n1 + n2);
+    a[0] += n2;
+    a[1] += b[1];
+    a[3] = a[3].min(b[3]);
+    a[4] = a[4].max(b[4]);
+}
+
+/// The window state of one key (part of [`AggregateState`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KeyState {
+    /// Newest event time seen for the key.
+    last_ts: i64,
+    /// Whether the last pane holds only the events at `last_ts` (visible to later times only).
+    tie: bool,
+    /// Non-empty panes, oldest first, each `HEAD + ACC * columns` words.
+    data: Vec<f64>,
+}
+
+impl KeyState {
+    fn new() -> Self {
+        KeyState { last_ts: i64::MIN, tie: false, data: Vec::new() }
+    }
+}
+
+/// Everything a [`WindowAggregate`] holds, for checkpoints.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AggregateState {
+    /// The query the state belongs to (a restore checks it).
+    pub query: AggregateQuery,
+    /// Keys (xxh3 hashes of the key values) with their state, least recently seen first.
+    pub keys: Vec<(u64, KeyState)>,
+    /// Keys evicted so far.
+    pub evictions: u64,
+    /// Late events so far.
+    pub late: u64,
+    /// Late events too old to keep.
+    pub dropped_late: u64,
+}
+
+struct Entry {
+    /// When the key was last seen (the aggregate's own update counter).
+    tick: u64,
+    state: KeyState,
+}
+
+/// A windowed aggregate's state. See the module docs.
+pub struct WindowAggregate {
+    query: AggregateQuery,
+    columns: Vec<String>,
+    plan: Vec<(AggregateFunction, Option<usize>)>,
+    /// Words per pane.
+    stride: usize,
+    max_bytes: u64,
+    keys: HashMap<u64, Entry>,
+    /// `(key, tick)` of every touch, oldest first; entries whose tick is no longer the key's
+    /// are stale and skipped.
+    touches: VecDeque<(u64, u64)>,
+    clock: u64,
+    bytes: u64,
+    evictions: u64,
+    late: u64,
+    dropped_late: u64,
+    merged: Vec<f64>,
+}
+
+impl std::fmt::Debug for WindowAggregate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WindowAggregate")
+            .field("query", &self.query)
+            .field("keys", &self.keys.len())
+            .field("bytes", &self.bytes)
+            .finish()
+    }
+}
+
+/// Estimated bytes of one key besides its panes: the table entry and its share of the touch
+/// queue (at most two touches per key between compactions).
+const KEY_OVERHEAD: u64 = (std::mem::size_of::<(u64, Entry)>() + 8 + 2 * 16) as u64;
+
+impl WindowAggregate {
+    /// Empty state for `query`, evicting keys beyond about `max_bytes` of state.
+    pub fn new(query: AggregateQuery, max_bytes: u64) -> Self {
+        let columns = query.input_columns();
+        let plan = query
+            .outputs
+            .iter()
+            .map(|o| (o.function, o.column.as_ref().and_then(|c| columns.iter().position(|x| x == c))))
+            .collect();
+        let stride = HEAD + ACC * columns.len();
+        WindowAggregate {
+            query,
+            columns,
+            plan,
+            stride,
+            max_bytes,
+            keys: HashMap::new(),
+            touches: VecDeque::new(),
+            clock: 0,
+            bytes: 0,
+            evictions: 0,
+            late: 0,
+            dropped_late: 0,
+            merged: vec![0.0; stride],
+        }
+    }
+
+    /// The query.
+    pub fn query(&self) -> &AggregateQuery {
+        &self.query
+    }
+
+    /// The input columns, in the order [`Self::update`] takes their values.
+    pub fn columns(&self) -> &[String] {
+        &self.columns
+    }
+
+    /// The outputs, in the order [`Self::update`] writes them.
+    pub fn outputs(&self) -> &[AggregateOutput] {
+        &self.query.outputs
+    }
+
+    /// Keys held now.
+    pub fn keys(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Estimated bytes of state held now.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// Keys evicted to stay under the memory cap.
+    pub fn evictions(&self) -> u64 {
+        self.evictions
+    }
+
+    /// Events older than their key's newest event.
+    pub fn late(&self) -> u64 {
+        self.late
+    }
+
+    /// Late events too old to be seen by any later event of their key, not kept.
+    pub fn dropped_late(&self) -> u64 {
+        self.dropped_late
+    }
+
+    fn key_bytes(s: &KeyState) -> u64 {
+        KEY_OVERHEAD + (s.data.len() * 8) as u64
+    }
+
+    /// Writes into `out` (one per output) the aggregates of key `key` as of time `ts` (see the
+    /// module docs), then adds the event with `values` (one per input column, `None` for null).
+    pub fn update(&mut self, key: u64, ts: i64, values: &[Option<f64>], out: &mut [Option<f64>]) {
+        let stride = self.stride;
+        let slide = self.query.window.slide_ms;
+        let panes = self.query.window.panes();
+        self.clock += 1;
+        let tick = self.clock;
+        self.touches.push_back((key, tick));
+        let entry = self.keys.entry(key).or_insert_with(|| {
+            self.bytes += KEY_OVERHEAD;
+            Entry { tick, state: KeyState::new() }
+        });
+        entry.tick = tick;
+        let s = &mut entry.state;
+        let before = s.data.len();
+        let p = ts.div_euclid(slide);
+        let lo = p - panes + 1;
+        let merged = &mut self.merged;
+        merged.iter_mut().for_each(|x| *x = 0.0);
+        let index = |data: &[f64], j: usize| data[j * stride] as i64;
+        if ts >= s.last_ts {
+            if ts > s.last_ts {
+                let n = s.data.len() / stride;
+                if s.tie && n >= 2 && index(&s.data, n - 2) == index(&s.data, n - 1) {
+                    // The ties become visible: fold them into their pane.
+                    let (a, b) = s.data.split_at_mut((n - 1) * stride);
+                    merge_pane(&mut a[(n - 2) * stride..], b);
+                    s.data.truncate((n - 1) * stride);
+                }
+                let n = s.data.len() / stride;
+                let expired = (0..n).take_while(|&j| index(&s.data, j) < lo).count();
+                s.data.drain(..expired * stride);
+                for pane in s.data.chunks_exact(stride) {
+                    merge_pane(merged, pane);
+                }
+                s.data.extend(std::iter::repeat_n(0.0, stride));
+                let at = s.data.len() - stride;
+                s.data[at] = p as f64;
+                s.tie = true;
+                s.last_ts = ts;
+            } else {
+                let n = s.data.len() / stride;
+                for pane in s.data[..(n - 1) * stride].chunks_exact(stride) {
+                    if pane[0] as i64 >= lo {
+                        merge_pane(merged, pane);
+                    }
+                }
+            }
+            let at = s.data.len() - stride;
+            add_to_pane(&mut s.data[at..], values);
+        } else {
+            self.late += 1;
+            for pane in s.data.chunks_exact(stride) {
+                let i = pane[0] as i64;
+                if i >= lo && i < p {
+                    merge_pane(merged, pane);
+                }
+            }
+            if p > s.last_ts.div_euclid(slide) - panes {
+                // Into its own pane among the visible ones (never the ties' pane).
+                let visible = s.data.len() / stride - usize::from(s.tie);
+                let pos = (0..visible).find(|&j| index(&s.data, j) >= p).unwrap_or(visible);
+                if pos == visible || index(&s.data, pos) != p {
+                    let at = pos * stride;
+                    s.data.splice(at..at, std::iter::repeat_n(0.0, stride));
+                    s.data[at] = p as f64;
+                }
+                add_to_pane(&mut s.data[pos * stride..(pos + 1) * stride], values);
+            } else {
+                self.dropped_late += 1;
+            }
+        }
+        let after = s.data.len();
+        let rows = merged[1];
+        for (o, (f, c)) in out.iter_mut().zip(&self.plan) {
+            *o = evaluate(*f, c.map(|c| &merged[HEAD + c * ACC..HEAD + (c + 1) * ACC]), rows);
+        }
+        self.bytes = self.bytes + (after * 8) as u64 - (before * 8) as u64;
+        while self.bytes > self.max_bytes && self.keys.len() > 1 {
+            self.evict_oldest(key);
+        }
+        if self.touches.len() > 2 * self.keys.len() + 1024 {
+            self.compact();
+        }
+    }
+
+    /// Evicts the least recently seen key (never `current`).
+    fn evict_oldest(&mut self, current: u64) {
+        while let Some((k, t)) = self.touches.pop_front() {
+            if k == current {
+                continue;
+            }
+            if self.keys.get(&k).is_some_and(|e| e.tick == t) {
+                let e = self.keys.remove(&k).expect("present");
+                self.bytes -= Self::key_bytes(&e.state);
+                self.evictions += 1;
+                return;
+            }
+        }
+    }
+
+    /// Drops stale touches: one per key, in recency order.
+    fn compact(&mut self) {
+        let mut live: Vec<(u64, u64)> = self.keys.iter().map(|(k, e)| (*k, e.tick)).collect();
+        live.sort_unstable_by_key(|&(_, t)| t);
+        self.touches = live.into();
+    }
+
+    /// Everything held, for a checkpoint.
+    pub fn state(&self) -> AggregateState {
+        let mut keys: Vec<(u64, u64, &KeyState)> =
+            self.keys.iter().map(|(k, e)| (*k, e.tick, &e.state)).collect();
+        keys.sort_unstable_by_key(|&(_, t, _)| t);
+        AggregateState {
+            query: self.query.clone(),
+            keys: keys.into_iter().map(|(k, _, s)| (k, s.clone())).collect(),
+            evictions: self.evictions,
+            late: self.late,
+            dropped_late: self.dropped_late,
+        }
+    }
+
+    /// Replaces the state with a checkpointed one.
+    ///
+    /// # Errors
+    /// When `state` belongs to another query (the config changed since the checkpoint).
+    pub fn restore(&mut self, state: AggregateState) -> Result<(), String> {
+        if state.query != self.query {
+            return Err(format!(
+                "checkpointed aggregate state is for another query ({:?}, now {:?})",
+                state.query, self.query
+            ));
+        }
+        if let Some((_, bad)) =
+            state.keys.iter().find(|(_, s)| s.data.len() % self.stride != 0 || (s.tie && s.data.is_empty()))
+        {
+            return Err(format!(
+                "checkpointed aggregate state is corrupt: {} words of panes",
+                bad.data.len()
+            ));
+        }
+        let mut fresh = WindowAggregate::new(self.query.clone(), self.max_bytes);
+        for (hash, key) in state.keys {
+            fresh.clock += 1;
+            fresh.bytes += Self::key_bytes(&key);
+            fresh.touches.push_back((hash, fresh.clock));
+            fresh.keys.insert(hash, Entry { tick: fresh.clock, state: key });
+        }
+        fresh.evictions = state.evictions;
+        fresh.late = state.late;
+        fresh.dropped_late = state.dropped_late;
+        *self = fresh;
+        Ok(())
+    }
+}
+
+#[inline]
+fn merge_pane(into: &mut [f64], pane: &[f64]) {
+    into[1] += pane[1];
+    for (a, b) in into[HEAD..].chunks_exact_mut(ACC).zip(pane[HEAD..].chunks_exact(ACC)) {
+        acc_merge(a, b);
+    }
+}
+
+#[inline]
+fn add_to_pane(pane: &mut [f64], values: &[Option<f64>]) {
+    pane[1] += 1.0;
+    for (a, v) in pane[HEAD..].chunks_exact_mut(ACC).zip(values) {
+        if let Some(x) = v {
+            acc_add(a, *x);
+        }
+    }
+}
+
+#[inline]
+fn evaluate(f: AggregateFunction, acc: Option<&[f64]>, rows: f64) -> Option<f64> {
+    let Some(a) = acc else {
+        return Some(rows);
+    };
+    let n = a[0];
+    match f {
+        AggregateFunction::Count => Some(n),
+        _ if n == 0.0 => None,
+        AggregateFunction::Sum => Some(a[1]),
+        AggregateFunction::Avg => Some(a[1] / n),
+        AggregateFunction::Min => Some(a[3]),
+        AggregateFunction::Max => Some(a[4]),
+        AggregateFunction::Stddev => (n >= 2.0).then(|| (a[2].max(0.0) / (n - 1.0)).sqrt()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sql::aggregate_query::WindowSpec;
+    use proptest::prelude::*;
+
+    fn query(slide: i64, size: i64) -> AggregateQuery {
+        let out = |name: &str, function, column: Option<&str>| AggregateOutput {
+            name: name.into(),
+            function,
+            column: column.map(String::from),
+        };
+        AggregateQuery {
+            key: "k".into(),
+            window: WindowSpec { slide_ms: slide, size_ms: size },
+            outputs: vec![
+                out("n", AggregateFunction::Count, None),
+                out("nx", AggregateFunction::Count, Some("x")),
+                out("sum", AggregateFunction::Sum, Some("x")),
+                out("avg", AggregateFunction::Avg, Some("x")),
+                out("min", AggregateFunction::Min, Some("x")),
+                out("max", AggregateFunction::Max, Some("x")),
+                out("sd", AggregateFunction::Stddev, Some("x")),
+                out("sum_y", AggregateFunction::Sum, Some("y")),
+            ],
+        }
+    }
+
+    /// The as-of rule, recomputed from scratch over every earlier event.
+    fn naive(
+        q: &AggregateQuery,
+        history: &[(u64, i64, [Option<f64>; 2])],
+        key: u64,
+        ts: i64,
+    ) -> Vec<Option<f64>> {
+        let slide = q.window.slide_ms;
+        let p = ts.div_euclid(slide);
+        let lo = p - q.window.panes() + 1;
+        let seen: Vec<&[Option<f64>; 2]> = history
+            .iter()
+            .filter(|(k, t, _)| *k == key && *t < ts && t.div_euclid(slide) >= lo)
+            .map(|(_, _, v)| v)
+            .collect();
+        let xs: Vec<f64> = seen.iter().filter_map(|v| v[0]).collect();
+        let ys: Vec<f64> = seen.iter().filter_map(|v| v[1]).collect();
+        let n = xs.len() as f64;
+        let mean = xs.iter().sum::<f64>() / n;
+        vec![
+            Some(seen.len() as f64),
+            Some(n),
+            (!xs.is_empty()).then(|| xs.iter().sum()),
+            (!xs.is_empty()).then_some(mean),
+            xs.iter().copied().reduce(f64::min),
+            xs.iter().copied().reduce(f64::max),
+            (xs.len() >= 2).then(|| (xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt()),
+            (!ys.is_empty()).then(|| ys.iter().sum()),
+        ]
+    }
+
+    fn close(a: Option<f64>, b: Option<f64>) -> bool {
+        match (a, b) {
+            (None, None) => true,
+            (Some(a), Some(b)) => (a - b).abs() <= 1e-9 * (1.0 + a.abs().max(b.abs())),
+            _ => false,
+        }
+    }
+
+    #[test]
+    fn ties_do_not_see_each_other_and_windows_slide() {
+        let mut w = WindowAggregate::new(query(10, 30), u64::MAX);
+        let mut out = vec![None; 8];
+        w.update(1, 5, &[Some(1.0), None], &mut out);
+        assert_eq!(out[0], Some(0.0));
+        assert_eq!(out[2], None);
+        w.update(1, 5, &[Some(2.0), None], &mut out);
+        assert_eq!(out[0], Some(0.0), "a tie does not see the other event at its time");
+        w.update(1, 6, &[Some(4.0), None], &mut out);
+        assert_eq!((out[0], out[2], out[4], out[5]), (Some(2.0), Some(3.0), Some(1.0), Some(2.0)));
+        // Pane 3 (30..40): the window is panes 1..=3, so pane 0's events are gone.
+        w.update(1, 35, &[Some(8.0), None], &mut out);
+        assert_eq!(out[0], Some(0.0));
+        w.update(2, 35, &[None, Some(1.0)], &mut out);
+        assert_eq!(out[0], Some(0.0), "keys are separate");
+        assert_eq!(w.keys(), 2);
+    }
+
+    #[test]
+    fn late_events_see_only_earlier_panes() {
+        let mut w = WindowAggregate::new(query(10, 30), u64::MAX);
+        let mut out = vec![None; 8];
+        w.update(1, 1, &[Some(1.0), None], &mut out);
+        w.update(1, 12, &[Some(2.0), None], &mut out);
+        w.update(1, 25, &[Some(4.0), None], &mut out);
+        // Late: time 15 is in pane 1; it sees pane 0 only (not 12, which shares its pane).
+        w.update(1, 15, &[Some(100.0), None], &mut out);
+        assert_eq!((out[0], out[2]), (Some(1.0), Some(1.0)));
+        assert_eq!(w.late(), 1);
+        // The late event was folded into pane 1, which time 26 sees.
+        w.update(1, 26, &[Some(0.0), None], &mut out);
+        assert_eq!(out[2], Some(107.0));
+        // Far too late: pane -5 can never be seen again.
+        w.update(1, -50, &[Some(1.0), None], &mut out);
+        assert_eq!(w.dropped_late(), 1);
+    }
+
+    #[test]
+    fn memory_cap_evicts_least_recently_seen() {
+        let mut w = WindowAggregate::new(query(10, 30), 0);
+        let mut out = vec![None; 8];
+        w.update(1, 1, &[Some(1.0), None], &mut out);
+        let one_key = w.bytes();
+        let mut w = WindowAggregate::new(query(10, 30), one_key * 3);
+        for k in 0..10u64 {
+            w.update(k, 1, &[Some(1.0), None], &mut out);
+        }
+        assert_eq!(w.keys(), 3);
+        assert_eq!(w.evictions(), 7);
+        assert!(w.bytes() <= one_key * 3);
+        // Keys 9, 8, 7 remain (7 least recent). Touching 7 grows its state by a pane, which
+        // evicts the least recently seen key, now 8.
+        w.update(7, 2, &[Some(1.0), None], &mut out);
+        assert_eq!(out[0], Some(1.0), "key 7 kept its state");
+        w.update(10, 2, &[Some(1.0), None], &mut out);
+        w.update(8, 3, &[Some(1.0), None], &mut out);
+        assert_eq!(out[0], Some(0.0), "key 8 was evicted and starts empty");
+    }
+
+    #[test]
+    fn state_round_trips_through_serde() {
+        let mut w = WindowAggregate::new(query(10, 30), 10_000);
+        let mut out = vec![None; 8];
+        for i in 0..200i64 {
+            w.update((i % 17) as u64, i, &[Some(i as f64), (i % 3 == 0).then_some(1.0)], &mut out);
+        }
+        let json = serde_json::to_string(&w.state()).unwrap();
+        let mut restored = WindowAggregate::new(query(10, 30), 10_000);
+        restored.restore(serde_json::from_str(&json).unwrap()).unwrap();
+        assert_eq!(restored.state(), w.state());
+        assert_eq!(restored.bytes(), w.bytes());
+        let mut a = vec![None; 8];
+        let mut b = vec![None; 8];
+        for i in 200..400i64 {
+            let v = [Some((i * 7 % 13) as f64), None];
+            w.update((i % 23) as u64, i, &v, &mut a);
+            restored.update((i % 23) as u64, i, &v, &mut b);
+            assert_eq!(a, b);
+        }
+        assert_eq!(restored.evictions(), w.evictions());
+        let mut other = WindowAggregate::new(query(10, 20), 10_000);
+        assert!(other.restore(w.state()).is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn as_of_values_match_a_naive_recomputation(
+            slide in 1i64..20,
+            panes in 1i64..6,
+            events in prop::collection::vec((0u64..4, 0i64..15, prop::option::of(-100.0f64..100.0), prop::option::of(0.0f64..10.0)), 1..300),
+        ) {
+            let q = query(slide, slide * panes);
+            let mut w = WindowAggregate::new(q.clone(), u64::MAX);
+            let mut out = vec![None; 8];
+            let mut history = Vec::new();
+            let mut ts = -40i64;
+            for (key, gap, x, y) in events {
+                // Non-decreasing times with frequent ties, some negative (before the epoch).
+                ts += gap / 3;
+                w.update(key, ts, &[x, y], &mut out);
+                let want = naive(&q, &history, key, ts);
+                for (i, (got, want)) in out.iter().zip(&want).enumerate() {
+                    prop_assert!(close(*got, *want), "output {} at t={}: got {:?}, want {:?}", i, ts, got, want);
+                }
+                history.push((key, ts, [x, y]));
+            }
+        }
+    }
+}
