@@ -126,30 +126,21 @@ fn read(dir: &Path, file: &str) -> Vec<u8> {
     std::fs::read(dir.join(file)).unwrap_or_else(|e| panic!("read {file}: {e}"))
 }
 
-#[test]
-fn sigkill_at_random_points_ends_identical_to_an_uninterrupted_run() {
-    let reference = tempfile::tempdir().unwrap();
-    setup(reference.path());
-    eddy_ok(reference.path(), &run_args());
-
-    let crashed = tempfile::tempdir().unwrap();
-    setup(crashed.path());
-    // A small deterministic generator of kill points: after a new checkpoint appears, wait a
-    // pseudo-random 0–150 ms (so kills land while rows are processed, between checkpoints,
-    // and while one is written), then SIGKILL.
-    let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+/// Runs `eddy run` in `dir` again and again, SIGKILLing it a pseudo-random 0–150 ms after
+/// each new checkpoint appears (so kills land while rows are processed, between checkpoints
+/// and while one is written), until a run finishes. Returns the number of kills.
+fn run_with_kills(dir: &Path, mut seed: u64) -> usize {
     let mut kills = 0;
-    let mut finished = false;
-    for _ in 0..40 {
+    for _ in 0..60 {
         let child = Command::new(env!("CARGO_BIN_EXE_eddy"))
             .args(run_args())
-            .current_dir(crashed.path())
+            .current_dir(dir)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
         let mut child = KillOnDrop(child);
-        let start = latest_checkpoint(crashed.path());
+        let start = latest_checkpoint(dir);
         let deadline = Instant::now() + Duration::from_secs(120);
         seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
         let extra = Duration::from_millis((seed >> 33) % 150);
@@ -159,7 +150,7 @@ fn sigkill_at_random_points_ends_identical_to_an_uninterrupted_run() {
                 exited = Some(status);
                 break;
             }
-            if latest_checkpoint(crashed.path()) > start {
+            if latest_checkpoint(dir) > start {
                 std::thread::sleep(extra);
                 break;
             }
@@ -173,8 +164,7 @@ fn sigkill_at_random_points_ends_identical_to_an_uninterrupted_run() {
                 let mut err = String::new();
                 std::io::Read::read_to_string(child.0.stderr.as_mut().unwrap(), &mut err).unwrap();
                 assert!(status.success(), "restarted run failed: {err}");
-                finished = true;
-                break;
+                return kills;
             }
             None => {
                 child.0.kill().unwrap();
@@ -183,7 +173,18 @@ fn sigkill_at_random_points_ends_identical_to_an_uninterrupted_run() {
             }
         }
     }
-    assert!(finished, "the run never finished");
+    panic!("the run never finished after {kills} kills");
+}
+
+#[test]
+fn sigkill_at_random_points_ends_identical_to_an_uninterrupted_run() {
+    let reference = tempfile::tempdir().unwrap();
+    setup(reference.path());
+    eddy_ok(reference.path(), &run_args());
+
+    let crashed = tempfile::tempdir().unwrap();
+    setup(crashed.path());
+    let kills = run_with_kills(crashed.path(), 0x9e37_79b9_7f4a_7c15);
     assert!(kills >= 3, "only {kills} kills landed mid-run; the test did not exercise recovery");
 
     for file in ["out/predictions.jsonl", "out/dead_letters.jsonl", "out/drift.csv", "models/CURRENT"] {
@@ -199,6 +200,86 @@ fn sigkill_at_random_points_ends_identical_to_an_uninterrupted_run() {
     let s = stable_summary(crashed.path());
     assert_eq!(s["events"], 30_000);
     assert!(s["dead_letters"].as_u64().unwrap() > 0);
+}
+
+/// A generator source (resumed by regenerating its batches), feature SQL on the source
+/// threads and per-card windowed aggregates on the engine thread: all of it survives kills.
+fn setup_fraud(dir: &Path) {
+    let config = r#"[pipeline]
+name = "crash-fraud"
+batch_size = 256
+
+[sources.stream]
+kind = "generator"
+events = 30000
+seed = 11
+interval = "1s"
+label_delay = "10m"
+concept = { kind = "fraud", cards = 500 }
+
+[sinks.predictions]
+kind = "jsonl"
+path = "out/predictions.jsonl"
+
+[events]
+fields = { card_id = "categorical" }
+exclude = ["card_id"]
+
+[join]
+ttl = "1h"
+
+[model]
+kind = "logistic"
+
+[model.optimizer]
+kind = "adagrad"
+learning_rate = 0.05
+
+[features]
+sql = "SELECT card_id, ln(amount) AS log_amount FROM events WHERE amount > 0"
+
+[features.aggregates.card_24h]
+sql = """
+SELECT card_id, avg(log_amount) AS card_avg, count(*) AS card_n
+FROM events
+GROUP BY card_id, HOP(ts, INTERVAL '1 hour', INTERVAL '24 hours')
+"""
+
+[metrics]
+enabled = false
+
+[registry]
+enabled = false
+
+[checkpoint]
+dir = "state"
+every_events = 1500
+"#;
+    std::fs::write(dir.join("pipeline.toml"), config).unwrap();
+}
+
+#[test]
+fn sigkill_with_feature_sql_and_windowed_aggregates_on_a_generator() {
+    let reference = tempfile::tempdir().unwrap();
+    setup_fraud(reference.path());
+    eddy_ok(reference.path(), &run_args());
+
+    let crashed = tempfile::tempdir().unwrap();
+    setup_fraud(crashed.path());
+    let kills = run_with_kills(crashed.path(), 7);
+    assert!(kills >= 3, "only {kills} kills landed mid-run");
+    assert!(
+        read(reference.path(), "out/predictions.jsonl") == read(crashed.path(), "out/predictions.jsonl"),
+        "predictions differ after {kills} kills"
+    );
+    let (mut a, mut b) = (stable_summary(reference.path()), stable_summary(crashed.path()));
+    // Rows filtered by feature SQL are counted by the process that read them (source threads
+    // run ahead of checkpoints), so that one figure is per process.
+    for s in [&mut a, &mut b] {
+        s.as_object_mut().unwrap().remove("feature_sql");
+    }
+    assert_eq!(a, b);
+    assert!(a["features"].to_string().contains("card_avg"), "{}", a["features"]);
 }
 
 #[test]
