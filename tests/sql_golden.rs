@@ -146,8 +146,11 @@ fn run(dir: &Path) -> Result<Vec<Value>, String> {
     Ok(rows.into_iter().map(Value::Object).collect())
 }
 
+/// Output name and its value for every row.
+type OutputColumns = Vec<(String, Vec<Option<f64>>)>;
+
 /// Each output of `q` for every row of `batch`, as the engine computes them.
-fn aggregate(q: &AggregateQuery, batch: &RecordBatch) -> Result<Vec<(String, Vec<Option<f64>>)>, String> {
+fn aggregate(q: &AggregateQuery, batch: &RecordBatch) -> Result<OutputColumns, String> {
     let mut w = WindowAggregate::new(q.clone(), u64::MAX);
     let col = |n: &str| batch.column_by_name(n).ok_or_else(|| format!("no column `{n}`"));
     let keys = col(&q.key)?.clone();

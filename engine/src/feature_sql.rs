@@ -518,7 +518,7 @@ impl WindowFeatures {
             }
             let width = a.state.outputs().len();
             let key = a.key.as_ref().expect("resolved above");
-            for r in start..end {
+            for (r, &ts) in times.iter().enumerate().take(end).skip(start) {
                 let Some(h) = key.hash(r) else {
                     // No key, no group: the outputs stay missing and the state is untouched.
                     continue;
@@ -528,7 +528,7 @@ impl WindowFeatures {
                     a.inputs.iter().map(|c| c.as_ref().and_then(|c| c.is_valid(r).then(|| c.value(r)))),
                 );
                 let out = &mut self.scratch[..width];
-                a.state.update(h, times[r], &self.inputs, out);
+                a.state.update(h, ts, &self.inputs, out);
                 let row = (r - start) * n_out + a.first;
                 self.values[row..row + width].copy_from_slice(out);
                 if a.export {

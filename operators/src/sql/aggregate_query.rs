@@ -358,7 +358,7 @@ fn field_unit(f: &DateTimeField) -> Option<&'static str> {
 /// `"1 hour 30 minutes"` → milliseconds.
 fn parse_duration(text: &str) -> Result<i64, String> {
     let words: Vec<&str> = text.split_whitespace().collect();
-    if words.is_empty() || words.len() % 2 != 0 {
+    if words.is_empty() || !words.len().is_multiple_of(2) {
         return Err(format!(
             "cannot read interval `{text}`: write `<number> <unit>`, e.g. '1 hour' or '90 seconds'"
         ));
