@@ -64,7 +64,8 @@ pub struct PublishJob {
 
 /// What the engine sends the writer thread.
 enum Message {
-    Job(PublishJob),
+    /// Boxed: a job carries a whole manifest and snapshot header, a sync only a sender.
+    Job(Box<PublishJob>),
     /// Answer once every earlier job is written (a checkpoint needs the registry settled).
     Sync(Sender<()>),
 }
@@ -102,7 +103,7 @@ impl ModelPublisher {
                 let mut report = PublishReport::default();
                 for message in rx {
                     let job = match message {
-                        Message::Job(job) => job,
+                        Message::Job(job) => *job,
                         Message::Sync(done) => {
                             let _ = done.send(());
                             continue;
@@ -136,9 +137,9 @@ impl ModelPublisher {
     pub fn submit(&mut self, job: PublishJob, must: bool) -> bool {
         let Some(tx) = &self.tx else { return false };
         if must {
-            return tx.send(Message::Job(job)).is_ok();
+            return tx.send(Message::Job(Box::new(job))).is_ok();
         }
-        match tx.try_send(Message::Job(job)) {
+        match tx.try_send(Message::Job(Box::new(job))) {
             Ok(()) => true,
             Err(TrySendError::Full(_)) => {
                 self.skipped += 1;
