@@ -368,8 +368,14 @@ impl<'s> Engine<'s> {
                     self.maybe_publish_champion(true);
                     self.publish()?;
                     if let Some(c) = checkpoints {
-                        // The final checkpoint: a restart after a clean stop resumes here.
-                        self.checkpoint(merger, c)?;
+                        // The final checkpoint: a restart after a clean stop resumes here. A
+                        // retrain whose model was not installed yet cannot be captured; the
+                        // previous checkpoint stands then (the restart redoes what follows).
+                        if self.can_checkpoint() {
+                            self.checkpoint(merger, c)?;
+                        } else {
+                            tracing::warn!("final checkpoint skipped: a retrain was still in flight; the previous checkpoint stands");
+                        }
                     }
                     return Ok(());
                 }
