@@ -282,6 +282,45 @@ fn sigkill_with_feature_sql_and_windowed_aggregates_on_a_generator() {
     assert!(a["features"].to_string().contains("card_avg"), "{}", a["features"]);
 }
 
+/// Drift-triggered full retrains into a shadow slot: the training buffer and the retrain
+/// records are checkpointed, so retrains after a restart see the same examples and install
+/// at the same label.
+fn setup_retrain(dir: &Path) {
+    setup(dir);
+    let text = std::fs::read_to_string(dir.join("pipeline.toml")).unwrap().replace(
+        "[promotion]\nwindow = 500\ncheck_every = 250",
+        "[promotion]\nwindow = 500\ncheck_every = 250\n\n[retrain]\nslot = \"fast\"\nmax_examples = 3000\ncollect_after_trigger = 1500\ninstall_after = 200\ncooldown_labels = 2000\ntriggers = { on_drift = [\"error\"] }\ntrainer = { device = \"cpu\", l2 = 0.0001, tolerance = 1e-5 }",
+    );
+    assert!(text.contains("[retrain]"));
+    std::fs::write(dir.join("pipeline.toml"), text).unwrap();
+}
+
+#[test]
+fn sigkill_with_full_retrains_ends_identical() {
+    let reference = tempfile::tempdir().unwrap();
+    setup_retrain(reference.path());
+    eddy_ok(reference.path(), &run_args());
+    let crashed = tempfile::tempdir().unwrap();
+    setup_retrain(crashed.path());
+    let kills = run_with_kills(crashed.path(), 11);
+    assert!(kills >= 3, "only {kills} kills landed mid-run");
+    for file in ["out/predictions.jsonl", "out/drift.csv", "models/CURRENT"] {
+        assert!(
+            read(reference.path(), file) == read(crashed.path(), file),
+            "{file} differs after {kills} kills"
+        );
+    }
+    let (mut a, mut b) = (stable_summary(reference.path()), stable_summary(crashed.path()));
+    assert!(!a["retrains"].as_array().unwrap().is_empty(), "no retrain happened: {}", a["retrains"]);
+    // A retrain's duration is wall-clock time.
+    for s in [&mut a, &mut b] {
+        for r in s["retrains"].as_array_mut().unwrap() {
+            r.as_object_mut().unwrap().remove("seconds");
+        }
+    }
+    assert_eq!(a, b);
+}
+
 #[test]
 fn a_corrupt_checkpoint_is_refused_and_fresh_starts_over() {
     let dir = tempfile::tempdir().unwrap();
