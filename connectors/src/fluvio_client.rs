@@ -149,6 +149,20 @@ impl ConnectionMetrics {
     }
 }
 
+/// Default `max_in_flight` of Fluvio sources and sinks: records read ahead, or sent and not yet
+/// acknowledged.
+pub(crate) fn default_max_in_flight() -> usize {
+    16384
+}
+
+/// Default `max_backoff` of Fluvio sources and sinks.
+pub(crate) fn default_max_backoff() -> eddy_engine::units::ConfigDuration {
+    eddy_engine::units::ConfigDuration(std::time::Duration::from_secs(30))
+}
+
+/// Largest accepted `max_in_flight`.
+pub const MAX_IN_FLIGHT_LIMIT: usize = 1 << 22;
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -20,7 +20,6 @@
 //! last record per key.
 
 use std::collections::VecDeque;
-use std::time::Duration;
 
 use arrow_array::cast::AsArray;
 use arrow_array::types::UInt64Type;
@@ -61,16 +60,8 @@ pub struct FluvioSinkConfig {
     pub max_backoff: ConfigDuration,
 }
 
-fn default_max_in_flight() -> usize {
-    16384
-}
-
-fn default_max_backoff() -> ConfigDuration {
-    ConfigDuration(Duration::from_secs(30))
-}
-
-/// Largest accepted `max_in_flight`.
-pub const MAX_IN_FLIGHT_LIMIT: usize = 1 << 22;
+pub use crate::fluvio_client::MAX_IN_FLIGHT_LIMIT;
+use crate::fluvio_client::{default_max_backoff, default_max_in_flight};
 
 impl FluvioSinkConfig {
     /// Checks the values, returning `(key, message)` for each bad one.

@@ -89,16 +89,8 @@ pub struct FluvioSourceConfig {
     pub max_backoff: ConfigDuration,
 }
 
-fn default_max_in_flight() -> usize {
-    16384
-}
-
-fn default_max_backoff() -> ConfigDuration {
-    ConfigDuration(Duration::from_secs(30))
-}
-
-/// Largest accepted `max_in_flight`.
-pub const MAX_IN_FLIGHT_LIMIT: usize = 1 << 22;
+pub use crate::fluvio_client::MAX_IN_FLIGHT_LIMIT;
+use crate::fluvio_client::{default_max_backoff, default_max_in_flight};
 
 /// Which partitions of the topic a source reads.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize, Serialize)]
