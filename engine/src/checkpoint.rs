@@ -90,7 +90,7 @@ impl CheckpointConfig {
 
 /// One checkpoint: see the module docs.
 #[derive(Debug, Serialize, Deserialize)]
-pub struct Checkpoint {
+pub struct Checkpoint<'a> {
     /// Sequence number (1 for the first checkpoint of a state directory).
     pub sequence: u64,
     /// When it was taken, unix milliseconds.
@@ -102,10 +102,10 @@ pub struct Checkpoint {
     /// The registry's `CURRENT` version at the checkpoint.
     pub registry_current: Option<u64>,
     /// The engine thread's state.
-    pub engine: EngineState,
+    pub engine: EngineState<'a>,
 }
 
-impl Checkpoint {
+impl Checkpoint<'_> {
     /// The resume position of source `name`.
     pub fn source_position(&self, name: &str) -> Option<crate::source::SourcePosition> {
         self.merger.inputs.iter().find(|i| i.name == name).and_then(|i| i.position.clone())
@@ -211,14 +211,14 @@ impl CheckpointStore {
     /// When the newest file is corrupt or incompatible: it is refused, never skipped in favour
     /// of an older one (that would silently lose the outputs written since), and never
     /// half-restored.
-    pub fn latest(&self) -> Result<Option<(PathBuf, Checkpoint)>, CheckpointError> {
+    pub fn latest(&self) -> Result<Option<(PathBuf, Checkpoint<'static>)>, CheckpointError> {
         let Some(&seq) = self.sequences()?.last() else { return Ok(None) };
         let path = self.path_of(seq);
         let bytes = std::fs::read(&path).map_err(io("cannot read", &path))?;
         Ok(Some((path.clone(), self.decode(&path, &bytes)?)))
     }
 
-    fn decode(&self, path: &Path, bytes: &[u8]) -> Result<Checkpoint, CheckpointError> {
+    fn decode(&self, path: &Path, bytes: &[u8]) -> Result<Checkpoint<'static>, CheckpointError> {
         let corrupt = |why: String| CheckpointError::Corrupt { path: path.to_path_buf(), why };
         if bytes.len() < HEADER_LEN || &bytes[..8] != MAGIC {
             return Err(corrupt("not an eddy checkpoint (bad magic or too short)".into()));
@@ -259,7 +259,7 @@ impl CheckpointStore {
     ///
     /// # Errors
     /// When encoding or any file operation fails; the previous checkpoint is then intact.
-    pub fn write(&mut self, checkpoint: &mut Checkpoint) -> Result<(PathBuf, u64), CheckpointError> {
+    pub fn write(&mut self, checkpoint: &mut Checkpoint<'_>) -> Result<(PathBuf, u64), CheckpointError> {
         checkpoint.sequence = self.next_sequence;
         let payload =
             rmp_serde::to_vec_named(checkpoint).map_err(|e| CheckpointError::Encode(e.to_string()))?;

@@ -131,7 +131,7 @@ pub struct Pipeline {
     control: RunControl,
     metrics: MetricsFactory,
     checkpoints: Option<Checkpointer>,
-    restored: Option<Checkpoint>,
+    restored: Option<Checkpoint<'static>>,
 }
 
 impl Pipeline {
@@ -152,7 +152,7 @@ impl Pipeline {
         mut self,
         store: CheckpointStore,
         config: &CheckpointConfig,
-        restore: Option<Checkpoint>,
+        restore: Option<Checkpoint<'static>>,
     ) -> Result<Self, EngineError> {
         let mut checkpointer = Checkpointer::new(store, config, &self.metrics);
         checkpointer.registry_dir = self.spec.registry.as_ref().map(|r| r.dir.clone());

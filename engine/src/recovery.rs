@@ -7,6 +7,7 @@
 //! handles, channels and threads are not state: they are rebuilt. Prometheus counters restart
 //! at the restored totals, so they never go backwards across a restart.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use eddy_operators::drift::{DetectorSnapshot, DriftState};
@@ -32,8 +33,12 @@ use crate::sink::{SinkAck, SinkMessage};
 use crate::summary::{DriftRecord, PromotionRecord};
 
 /// Everything the engine thread knows, as of the last row it processed.
+///
+/// The two large parts (the join buffer, the training buffer) are borrowed when a checkpoint
+/// is written — encoded straight from the engine's own state, never copied first — and owned
+/// when one is read back.
 #[derive(Debug, Serialize, Deserialize)]
-pub struct EngineState {
+pub struct EngineState<'a> {
     events: u64,
     labels: u64,
     late: u64,
@@ -47,19 +52,19 @@ pub struct EngineState {
     monitors: Vec<(DetectorSnapshot, DriftState)>,
     detections: Vec<DriftRecord>,
     drift_published: usize,
-    join: LabelJoin,
+    join: Cow<'a, LabelJoin>,
     feature_monitors: Option<FeatureMonitorsState>,
     next_version: u64,
     published_updates: u64,
     promotions: Vec<PromotionRecord>,
-    retrain: Option<RetrainSnapshot>,
+    retrain: Option<RetrainSnapshot<'a>>,
     /// Dead letters emitted so far, by reason.
     pub(crate) dead_letters: BTreeMap<String, u64>,
     /// Windowed aggregates (`[features.aggregates]`), one state per aggregate.
     aggregates: Option<Vec<eddy_operators::sql::window_aggregate::AggregateState>>,
 }
 
-impl EngineState {
+impl EngineState<'_> {
     /// Events processed when the state was captured.
     pub fn events(&self) -> u64 {
         self.events
@@ -86,8 +91,8 @@ struct SlotState {
 }
 
 #[derive(Debug, Serialize, Deserialize)]
-struct RetrainSnapshot {
-    buffer: TrainingBuffer,
+struct RetrainSnapshot<'a> {
+    buffer: Cow<'a, TrainingBuffer>,
     armed: Option<(String, u64)>,
     records: Vec<RetrainRecord>,
     cooldown_until: u64,
@@ -105,7 +110,7 @@ impl Engine<'_> {
     }
 
     /// Captures the engine's state. Call only when [`Engine::can_checkpoint`] holds.
-    pub(crate) fn capture(&self) -> EngineState {
+    pub(crate) fn capture(&self) -> EngineState<'_> {
         EngineState {
             events: self.events,
             labels: self.labels,
@@ -137,13 +142,13 @@ impl Engine<'_> {
                 .collect(),
             detections: self.learning.detections.clone(),
             drift_published: self.drift_published,
-            join: self.join.clone(),
+            join: Cow::Borrowed(&self.join),
             feature_monitors: self.features.as_ref().map(|f| f.state()),
             next_version: self.next_version,
             published_updates: self.published_updates,
             promotions: self.promotions.clone(),
             retrain: self.retrain.as_ref().map(|rt| RetrainSnapshot {
-                buffer: rt.buffer.clone(),
+                buffer: Cow::Borrowed(&rt.buffer),
                 armed: rt.armed.clone(),
                 records: rt.records.clone(),
                 cooldown_until: rt.cooldown_until,
@@ -224,7 +229,7 @@ impl Engine<'_> {
     ///
     /// # Errors
     /// When the state does not fit this pipeline (other slots, monitors or windows).
-    pub(crate) fn restore(&mut self, state: EngineState) -> Result<(), String> {
+    pub(crate) fn restore(&mut self, state: EngineState<'_>) -> Result<(), String> {
         let names: Vec<&str> = self.spec.slots.iter().map(|s| s.name.as_str()).collect();
         if let Some(features) = state.features {
             let names_saved: Vec<&str> = state.slots.iter().map(|s| s.name.as_str()).collect();
@@ -269,7 +274,7 @@ impl Engine<'_> {
         self.learning.learned_time = state.learned_time;
         self.learning.detections = state.detections;
         self.drift_published = state.drift_published;
-        self.join = state.join;
+        self.join = state.join.into_owned();
         self.next_version = state.next_version;
         self.published_updates = state.published_updates;
         self.promotions = state.promotions;
@@ -281,7 +286,7 @@ impl Engine<'_> {
         }
         match (&mut self.retrain, state.retrain) {
             (Some(rt), Some(s)) => {
-                rt.buffer = s.buffer;
+                rt.buffer = s.buffer.into_owned();
                 rt.armed = s.armed;
                 rt.records = s.records;
                 rt.cooldown_until = s.cooldown_until;
