@@ -638,7 +638,7 @@ impl<'s> Engine<'s> {
             let key = keys.value(r);
             BatchEncoder::encode_row(&mut encoder, batch, &self.event_cols.features, r, &mut self.row);
             if let Some(w) = &self.windows {
-                w.encode(&mut encoder, r - start, &mut self.row);
+                w.encode(&mut encoder, r, &mut self.row);
             }
             for (s, slot) in self.learning.slots.iter().enumerate() {
                 self.scores[s] = slot.learner.predict(&self.row);

@@ -331,6 +331,7 @@ impl Pipeline {
             inputs.push(MergeInput { name, rx, bounded: bounded_source, roles });
         }
 
+        let event_sources = inputs.iter().filter(|i| i.roles.contains(&StreamRole::Events)).count();
         let mut merger = StreamMerger::new(inputs, &spec.events.time, &spec.labels.time, spec.idle_timeout);
         let predictions = outputs.remove(&SinkInput::Predictions).unwrap_or_default();
         let drift_outputs = outputs.remove(&SinkInput::Drift).unwrap_or_default();
@@ -338,6 +339,9 @@ impl Pipeline {
             Engine::new(&spec, control.clone(), predictions, drift_outputs, dead_letter_tx, &metrics)
                 .and_then(|mut engine| {
                     engine.checkpointing = checkpoints.is_some();
+                    if let Some(w) = &mut engine.windows {
+                        w.run_ahead(event_sources == 1);
+                    }
                     if let Some(cp) = restored {
                         merger.restore(cp.merger).map_err(EngineError::Input)?;
                         engine

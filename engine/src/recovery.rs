@@ -61,7 +61,7 @@ pub struct EngineState<'a> {
     /// Dead letters emitted so far, by reason.
     pub(crate) dead_letters: BTreeMap<String, u64>,
     /// Windowed aggregates (`[features.aggregates]`), one state per aggregate.
-    aggregates: Option<Vec<eddy_operators::sql::window_aggregate::AggregateState>>,
+    aggregates: Option<crate::feature_sql::WindowFeaturesState>,
 }
 
 impl EngineState<'_> {

@@ -5,7 +5,8 @@
 //! - [`aggregate_query::AggregateQuery`]: the parsed form of a windowed aggregate
 //!   (`GROUP BY key, TUMBLE(..)` or `HOP(..)`), checked against the events' columns.
 //! - [`window_aggregate::WindowAggregate`]: its incremental state, per key in panes of the
-//!   slide width, read *as of* each event's own time before the event is added.
+//!   slide width, read *as of* each event's own time before the event is added; its keys are
+//!   found through a `key_table::KeyTable` it can prefetch.
 //!
 //! Planning may use DataFusion's (async) planner at start-up; nothing on the per-batch path is
 //! async or re-planned.
@@ -13,9 +14,10 @@
 pub mod aggregate_query;
 pub mod error;
 pub mod feature_query;
+mod key_table;
 pub mod window_aggregate;
 
 pub use aggregate_query::{AggregateFunction, AggregateQuery, WindowSpec};
 pub use error::SqlError;
 pub use feature_query::{Evaluated, EventsSchema, FeatureQuery};
-pub use window_aggregate::{AggregateState, WindowAggregate};
+pub use window_aggregate::{AggregateState, Prefetch, WindowAggregate, PREFETCH_AHEAD};

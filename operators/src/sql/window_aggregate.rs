@@ -27,60 +27,151 @@
 //! # State and its bound
 //!
 //! Per key: only the non-empty panes inside the key's current window, flat in one buffer
-//! (index, rows, then count/sum/M2/min/max per input column: mergeable, so nothing is ever
-//! recomputed over the window), the last of them possibly holding only the events at the
-//! key's newest time (not yet visible to anyone). One hash-table entry and one buffer per key
-//! keep an update to two or three cache misses. Memory is estimated per key and pane; when the
-//! total passes the configured cap, the least recently seen keys are evicted (exact LRU from a
-//! queue of touches, compacted as it grows) and counted. An evicted key starts again from an
-//! empty window.
+//! (index, rows, then per input column its count and whichever of sum, M2, min and max its
+//! outputs read: mergeable, so nothing is ever recomputed over the window), the last of them
+//! possibly holding only the events at the
+//! key's newest time (not yet visible to anyone). A small hash table maps each key to a slot
+//! of a slab; the slot holds the key's buffer. Memory is estimated per key and pane; when the
+//! total passes the configured cap, the least recently seen keys are evicted (exact LRU: every
+//! key carries the tick it was last seen at; once the cap is first reached a queue of touches
+//! in tick order is kept, compacted as it grows) and counted. An evicted key starts again from
+//! an empty window.
+//!
+//! # Why prefetching
+//!
+//! With many keys the state outgrows the CPU caches and every update waits for memory twice
+//! (the key's bucket in the table, its slot, then its panes), one after the other: the cost is
+//! memory latency, not arithmetic. The caller knows which keys come next (the rest of the
+//! batch), so [`WindowAggregate::prefetch`] starts each of those loads a few events early
+//! ([`PREFETCH_AHEAD`]), one stage after the other, and they overlap with the work in
+//! between. Prefetching is only a hint: results never depend on it.
 //! [`WindowAggregate::state`] and [`WindowAggregate::restore`] carry all of it through a
 //! checkpoint.
 
 use std::collections::VecDeque;
+use std::mem::size_of;
 
-use hashbrown::HashMap;
 use serde::{Deserialize, Serialize};
 
 use super::aggregate_query::{AggregateFunction, AggregateOutput, AggregateQuery};
+use super::key_table::{prefetch, KeyTable};
 
-/// Words per column accumulator: count, sum, M2, min, max (min/max meaningful when count > 0).
-const ACC: usize = 5;
 /// Words of a pane before its accumulators: pane index, rows.
 const HEAD: usize = 2;
 
-/// Adds `x` to the accumulator at `a` (Welford).
-#[inline]
-fn acc_add(a: &mut [f64], x: f64) {
-    if a[0] == 0.0 {
-        a.copy_from_slice(&[1.0, x, 0.0, x, x]);
-        return;
-    }
-    let old_mean = a[1] / a[0];
-    a[0] += 1.0;
-    a[1] += x;
-    a[2] += (x - old_mean) * (x - a[1] / a[0]);
-    a[3] = a[3].min(x);
-    a[4] = a[4].max(x);
+/// Where one input column's accumulator sits in a pane: its count at `at`, then only the
+/// figures its outputs read (a pane of `avg` and `count(*)` is 4 words instead of 7, and
+/// memory traffic is what an update costs). Min and max are meaningful when count > 0.
+#[derive(Debug, Clone, Copy)]
+struct Accumulator {
+    at: usize,
+    sum: Option<usize>,
+    m2: Option<usize>,
+    min: Option<usize>,
+    max: Option<usize>,
 }
 
-/// Merges accumulator `b` into `a` (Chan et al.).
-#[inline]
-fn acc_merge(a: &mut [f64], b: &[f64]) {
-    if b[0] == 0.0 {
-        return;
+impl Accumulator {
+    /// The accumulator at word `at` keeping what `functions` read; returns it with its width.
+    fn new(at: usize, functions: impl Iterator<Item = AggregateFunction>) -> (Self, usize) {
+        let (mut sum, mut m2, mut min, mut max) = (false, false, false, false);
+        for f in functions {
+            match f {
+                AggregateFunction::Count => {}
+                AggregateFunction::Sum | AggregateFunction::Avg => sum = true,
+                // Welford's update needs the mean, so M2 comes with the sum.
+                AggregateFunction::Stddev => (sum, m2) = (true, true),
+                AggregateFunction::Min => min = true,
+                AggregateFunction::Max => max = true,
+            }
+        }
+        let mut width = 1;
+        let mut place = |kept: bool| {
+            kept.then(|| {
+                width += 1;
+                at + width - 1
+            })
+        };
+        let acc = Accumulator { at, sum: place(sum), m2: place(m2), min: place(min), max: place(max) };
+        (acc, width)
     }
-    if a[0] == 0.0 {
-        a.copy_from_slice(b);
-        return;
+
+    /// Adds `x` (Welford).
+    #[inline]
+    fn add(&self, p: &mut [f64], x: f64) {
+        let n = p[self.at];
+        p[self.at] = n + 1.0;
+        if n == 0.0 {
+            for at in [self.sum, self.min, self.max].into_iter().flatten() {
+                p[at] = x;
+            }
+            if let Some(m2) = self.m2 {
+                p[m2] = 0.0;
+            }
+            return;
+        }
+        if let Some(sum) = self.sum {
+            let old = p[sum];
+            p[sum] = old + x;
+            if let Some(m2) = self.m2 {
+                p[m2] += (x - old / n) * (x - (old + x) / (n + 1.0));
+            }
+        }
+        if let Some(min) = self.min {
+            p[min] = p[min].min(x);
+        }
+        if let Some(max) = self.max {
+            p[max] = p[max].max(x);
+        }
     }
-    let (n1, n2) = (a[0], b[0]);
-    let delta = b[1] / n2 - a[1] / n1;
-    a[2] += b[2] + delta * delta * n1 * n2 / (n1 + n2);
-    a[0] += n2;
-    a[1] += b[1];
-    a[3] = a[3].min(b[3]);
-    a[4] = a[4].max(b[4]);
+
+    /// Merges the accumulator of pane `b` into pane `a` (Chan et al.).
+    #[inline]
+    fn merge(&self, a: &mut [f64], b: &[f64]) {
+        let n2 = b[self.at];
+        if n2 == 0.0 {
+            return;
+        }
+        let n1 = a[self.at];
+        if n1 == 0.0 {
+            for at in [Some(self.at), self.sum, self.m2, self.min, self.max].into_iter().flatten() {
+                a[at] = b[at];
+            }
+            return;
+        }
+        a[self.at] = n1 + n2;
+        if let Some(sum) = self.sum {
+            if let Some(m2) = self.m2 {
+                let delta = b[sum] / n2 - a[sum] / n1;
+                a[m2] += b[m2] + delta * delta * n1 * n2 / (n1 + n2);
+            }
+            a[sum] += b[sum];
+        }
+        if let Some(min) = self.min {
+            a[min] = a[min].min(b[min]);
+        }
+        if let Some(max) = self.max {
+            a[max] = a[max].max(b[max]);
+        }
+    }
+
+    /// `f` of the values added (`f` is one of the functions the accumulator was made for).
+    #[inline]
+    fn evaluate(&self, f: AggregateFunction, p: &[f64]) -> Option<f64> {
+        let n = p[self.at];
+        let read = |at: Option<usize>| at.map(|at| p[at]);
+        match f {
+            AggregateFunction::Count => Some(n),
+            _ if n == 0.0 => None,
+            AggregateFunction::Sum => read(self.sum),
+            AggregateFunction::Avg => read(self.sum).map(|s| s / n),
+            AggregateFunction::Min => read(self.min),
+            AggregateFunction::Max => read(self.max),
+            AggregateFunction::Stddev => {
+                (n >= 2.0).then(|| read(self.m2).map(|m2| (m2.max(0.0) / (n - 1.0)).sqrt())).flatten()
+            }
+        }
+    }
 }
 
 /// The window state of one key (part of [`AggregateState`]).
@@ -90,7 +181,7 @@ pub struct KeyState {
     last_ts: i64,
     /// Whether the last pane holds only the events at `last_ts` (visible to later times only).
     tie: bool,
-    /// Non-empty panes, oldest first, each `HEAD + ACC * columns` words.
+    /// Non-empty panes, oldest first, each `HEAD` words and then the columns' accumulators.
     data: Vec<f64>,
 }
 
@@ -115,8 +206,12 @@ pub struct AggregateState {
     pub dropped_late: u64,
 }
 
+/// One slab slot: a key's state. Aligned to a cache line so one prefetch brings all of it.
+#[repr(align(64))]
 struct Entry {
-    /// When the key was last seen (the aggregate's own update counter).
+    /// The key (hash).
+    key: u64,
+    /// When the key was last seen (the aggregate's own update counter); 0 for a free slot.
     tick: u64,
     state: KeyState,
 }
@@ -125,14 +220,23 @@ struct Entry {
 pub struct WindowAggregate {
     query: AggregateQuery,
     columns: Vec<String>,
+    /// One per input column.
+    accumulators: Vec<Accumulator>,
+    /// Per output: its function and the accumulator it reads (none for `count(*)`).
     plan: Vec<(AggregateFunction, Option<usize>)>,
     /// Words per pane.
     stride: usize,
     max_bytes: u64,
-    keys: HashMap<u64, Entry>,
-    /// `(key, tick)` of every touch, oldest first; entries whose tick is no longer the key's
-    /// are stale and skipped.
-    touches: VecDeque<(u64, u64)>,
+    /// Key → slot in `slab`.
+    keys: KeyTable,
+    slab: Vec<Entry>,
+    /// Free slots of `slab` (of evicted keys), reused first.
+    free: Vec<u32>,
+    /// `(slot, tick)` of every touch, oldest first; entries whose tick is no longer the slot's
+    /// are stale and skipped. Kept only from the first time the cap is reached (`evicting`):
+    /// until then the ticks alone say the order.
+    touches: VecDeque<(u32, u64)>,
+    evicting: bool,
     clock: u64,
     bytes: u64,
     evictions: u64,
@@ -151,28 +255,60 @@ impl std::fmt::Debug for WindowAggregate {
     }
 }
 
-/// Estimated bytes of one key besides its panes: the table entry and its share of the touch
-/// queue (at most two touches per key between compactions).
-const KEY_OVERHEAD: u64 = (std::mem::size_of::<(u64, Entry)>() + 8 + 2 * 16) as u64;
+/// Estimated bytes of one key besides its panes: its share of the table (2 to 4 buckets), its
+/// slot and its share of the touch queue (at most two touches per key between compactions).
+const KEY_OVERHEAD: u64 = (3 * 16 + size_of::<Entry>() + 2 * 16) as u64;
+
+/// Panes a new key's buffer has room for before it grows.
+const INITIAL_PANES: usize = 4;
+
+/// A stage of [`WindowAggregate::prefetch`]: each needs the previous one's line in cache.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Prefetch {
+    /// The key's bucket in the table.
+    Bucket,
+    /// The key's slot (reads the bucket).
+    Slot,
+    /// The key's panes (reads the bucket and the slot).
+    Panes,
+}
+
+/// How many events before a key's update to prefetch each stage: far enough apart for memory
+/// to answer (a few hundred ns at most) before the next stage reads the line, near enough
+/// for the lines to still be in cache when the update comes.
+pub const PREFETCH_AHEAD: [(Prefetch, usize); 3] =
+    [(Prefetch::Bucket, 12), (Prefetch::Slot, 8), (Prefetch::Panes, 4)];
 
 impl WindowAggregate {
     /// Empty state for `query`, evicting keys beyond about `max_bytes` of state.
     pub fn new(query: AggregateQuery, max_bytes: u64) -> Self {
         let columns = query.input_columns();
-        let plan = query
+        let plan: Vec<(AggregateFunction, Option<usize>)> = query
             .outputs
             .iter()
             .map(|o| (o.function, o.column.as_ref().and_then(|c| columns.iter().position(|x| x == c))))
             .collect();
-        let stride = HEAD + ACC * columns.len();
+        let mut stride = HEAD;
+        let accumulators = (0..columns.len())
+            .map(|c| {
+                let functions = plan.iter().filter(|(_, i)| *i == Some(c)).map(|(f, _)| *f);
+                let (acc, width) = Accumulator::new(stride, functions);
+                stride += width;
+                acc
+            })
+            .collect();
         WindowAggregate {
             query,
             columns,
+            accumulators,
             plan,
             stride,
             max_bytes,
-            keys: HashMap::new(),
+            keys: KeyTable::new(),
+            slab: Vec::new(),
+            free: Vec::new(),
             touches: VecDeque::new(),
+            evicting: false,
             clock: 0,
             bytes: 0,
             evictions: 0,
@@ -226,6 +362,57 @@ impl WindowAggregate {
         KEY_OVERHEAD + (s.data.len() * 8) as u64
     }
 
+    /// Starts loading one stage of `key`'s state into the cache (see the module docs): call it
+    /// with each stage of [`PREFETCH_AHEAD`] that many events before the key's update.
+    #[inline]
+    pub fn prefetch(&self, stage: Prefetch, key: u64) {
+        if stage == Prefetch::Bucket {
+            self.keys.prefetch(key);
+            return;
+        }
+        let Some(slot) = self.keys.get(key) else { return };
+        let entry = &self.slab[slot as usize];
+        if stage == Prefetch::Slot {
+            prefetch(entry);
+            return;
+        }
+        // Cache lines are 64 bytes: 8 words.
+        for line in entry.state.data.iter().step_by(8) {
+            prefetch(line);
+        }
+    }
+
+    /// The slot of `key`, a new empty one for a key not held.
+    #[inline]
+    fn slot(&mut self, key: u64) -> usize {
+        if let Some(slot) = self.keys.get(key) {
+            return slot as usize;
+        }
+        self.bytes += KEY_OVERHEAD;
+        let entry = Entry {
+            key,
+            tick: 0,
+            state: KeyState {
+                data: Vec::with_capacity(
+                    INITIAL_PANES.min(self.query.window.panes() as usize + 1) * self.stride,
+                ),
+                ..KeyState::new()
+            },
+        };
+        let slot = match self.free.pop() {
+            Some(slot) => {
+                self.slab[slot as usize] = entry;
+                slot
+            }
+            None => {
+                self.slab.push(entry);
+                u32::try_from(self.slab.len() - 1).expect("fewer than 2^32 keys")
+            }
+        };
+        self.keys.insert(key, slot);
+        slot as usize
+    }
+
     /// Writes into `out` (one per output) the aggregates of key `key` as of time `ts` (see the
     /// module docs), then adds the event with `values` (one per input column, `None` for null).
     pub fn update(&mut self, key: u64, ts: i64, values: &[Option<f64>], out: &mut [Option<f64>]) {
@@ -234,11 +421,11 @@ impl WindowAggregate {
         let panes = self.query.window.panes();
         self.clock += 1;
         let tick = self.clock;
-        self.touches.push_back((key, tick));
-        let entry = self.keys.entry(key).or_insert_with(|| {
-            self.bytes += KEY_OVERHEAD;
-            Entry { tick, state: KeyState::new() }
-        });
+        let slot = self.slot(key);
+        if self.evicting {
+            self.touches.push_back((slot as u32, tick));
+        }
+        let entry = &mut self.slab[slot];
         entry.tick = tick;
         let s = &mut entry.state;
         let before = s.data.len();
@@ -253,14 +440,14 @@ impl WindowAggregate {
                 if s.tie && n >= 2 && index(&s.data, n - 2) == index(&s.data, n - 1) {
                     // The ties become visible: fold them into their pane.
                     let (a, b) = s.data.split_at_mut((n - 1) * stride);
-                    merge_pane(&mut a[(n - 2) * stride..], b);
+                    merge_pane(&self.accumulators, &mut a[(n - 2) * stride..], b);
                     s.data.truncate((n - 1) * stride);
                 }
                 let n = s.data.len() / stride;
                 let expired = (0..n).take_while(|&j| index(&s.data, j) < lo).count();
                 s.data.drain(..expired * stride);
                 for pane in s.data.chunks_exact(stride) {
-                    merge_pane(merged, pane);
+                    merge_pane(&self.accumulators, merged, pane);
                 }
                 s.data.extend(std::iter::repeat_n(0.0, stride));
                 let at = s.data.len() - stride;
@@ -271,18 +458,18 @@ impl WindowAggregate {
                 let n = s.data.len() / stride;
                 for pane in s.data[..(n - 1) * stride].chunks_exact(stride) {
                     if pane[0] as i64 >= lo {
-                        merge_pane(merged, pane);
+                        merge_pane(&self.accumulators, merged, pane);
                     }
                 }
             }
             let at = s.data.len() - stride;
-            add_to_pane(&mut s.data[at..], values);
+            add_to_pane(&self.accumulators, &mut s.data[at..], values);
         } else {
             self.late += 1;
             for pane in s.data.chunks_exact(stride) {
                 let i = pane[0] as i64;
                 if i >= lo && i < p {
-                    merge_pane(merged, pane);
+                    merge_pane(&self.accumulators, merged, pane);
                 }
             }
             if p > s.last_ts.div_euclid(slide) - panes {
@@ -294,7 +481,7 @@ impl WindowAggregate {
                     s.data.splice(at..at, std::iter::repeat_n(0.0, stride));
                     s.data[at] = p as f64;
                 }
-                add_to_pane(&mut s.data[pos * stride..(pos + 1) * stride], values);
+                add_to_pane(&self.accumulators, &mut s.data[pos * stride..(pos + 1) * stride], values);
             } else {
                 self.dropped_late += 1;
             }
@@ -302,47 +489,68 @@ impl WindowAggregate {
         let after = s.data.len();
         let rows = merged[1];
         for (o, (f, c)) in out.iter_mut().zip(&self.plan) {
-            *o = evaluate(*f, c.map(|c| &merged[HEAD + c * ACC..HEAD + (c + 1) * ACC]), rows);
+            *o = match c {
+                Some(c) => self.accumulators[*c].evaluate(*f, merged),
+                None => Some(rows),
+            };
         }
         self.bytes = self.bytes + (after * 8) as u64 - (before * 8) as u64;
-        while self.bytes > self.max_bytes && self.keys.len() > 1 {
-            self.evict_oldest(key);
+        if self.bytes > self.max_bytes && !self.evicting {
+            self.evicting = true;
+            self.compact();
         }
-        if self.touches.len() > 2 * self.keys.len() + 1024 {
+        while self.bytes > self.max_bytes && self.keys.len() > 1 {
+            self.evict_oldest(slot as u32);
+        }
+        if self.evicting && self.touches.len() > 2 * self.keys.len() + 1024 {
             self.compact();
         }
     }
 
-    /// Evicts the least recently seen key (never `current`).
-    fn evict_oldest(&mut self, current: u64) {
-        while let Some((k, t)) = self.touches.pop_front() {
-            if k == current {
+    /// Evicts the least recently seen key (never the one in slot `current`).
+    fn evict_oldest(&mut self, current: u32) {
+        while let Some((slot, t)) = self.touches.pop_front() {
+            if slot == current {
                 continue;
             }
-            if self.keys.get(&k).is_some_and(|e| e.tick == t) {
-                let e = self.keys.remove(&k).expect("present");
-                self.bytes -= Self::key_bytes(&e.state);
+            let e = &mut self.slab[slot as usize];
+            if e.tick == t {
+                e.tick = 0;
+                let state = std::mem::replace(&mut e.state, KeyState::new());
+                self.keys.remove(e.key);
+                self.free.push(slot);
+                self.bytes -= Self::key_bytes(&state);
                 self.evictions += 1;
                 return;
             }
         }
     }
 
+    /// The held keys' `(slot, tick)`, least recently seen first.
+    fn by_recency(&self) -> Vec<(u32, u64)> {
+        let mut live: Vec<(u32, u64)> =
+            (0u32..).zip(&self.slab).filter(|(_, e)| e.tick != 0).map(|(s, e)| (s, e.tick)).collect();
+        live.sort_unstable_by_key(|&(_, t)| t);
+        live
+    }
+
     /// Drops stale touches: one per key, in recency order.
     fn compact(&mut self) {
-        let mut live: Vec<(u64, u64)> = self.keys.iter().map(|(k, e)| (*k, e.tick)).collect();
-        live.sort_unstable_by_key(|&(_, t)| t);
-        self.touches = live.into();
+        self.touches = self.by_recency().into();
     }
 
     /// Everything held, for a checkpoint.
     pub fn state(&self) -> AggregateState {
-        let mut keys: Vec<(u64, u64, &KeyState)> =
-            self.keys.iter().map(|(k, e)| (*k, e.tick, &e.state)).collect();
-        keys.sort_unstable_by_key(|&(_, t, _)| t);
         AggregateState {
             query: self.query.clone(),
-            keys: keys.into_iter().map(|(k, _, s)| (k, s.clone())).collect(),
+            keys: self
+                .by_recency()
+                .into_iter()
+                .map(|(s, _)| {
+                    let e = &self.slab[s as usize];
+                    (e.key, e.state.clone())
+                })
+                .collect(),
             evictions: self.evictions,
             late: self.late,
             dropped_late: self.dropped_late,
@@ -372,8 +580,11 @@ impl WindowAggregate {
         for (hash, key) in state.keys {
             fresh.clock += 1;
             fresh.bytes += Self::key_bytes(&key);
-            fresh.touches.push_back((hash, fresh.clock));
-            fresh.keys.insert(hash, Entry { tick: fresh.clock, state: key });
+            let slot = u32::try_from(fresh.slab.len()).expect("fewer than 2^32 keys");
+            if fresh.keys.insert(hash, slot).is_some() {
+                return Err(format!("checkpointed aggregate state is corrupt: key {hash:#x} twice"));
+            }
+            fresh.slab.push(Entry { key: hash, tick: fresh.clock, state: key });
         }
         fresh.evictions = state.evictions;
         fresh.late = state.late;
@@ -384,37 +595,20 @@ impl WindowAggregate {
 }
 
 #[inline]
-fn merge_pane(into: &mut [f64], pane: &[f64]) {
+fn merge_pane(accumulators: &[Accumulator], into: &mut [f64], pane: &[f64]) {
     into[1] += pane[1];
-    for (a, b) in into[HEAD..].chunks_exact_mut(ACC).zip(pane[HEAD..].chunks_exact(ACC)) {
-        acc_merge(a, b);
+    for acc in accumulators {
+        acc.merge(into, pane);
     }
 }
 
 #[inline]
-fn add_to_pane(pane: &mut [f64], values: &[Option<f64>]) {
+fn add_to_pane(accumulators: &[Accumulator], pane: &mut [f64], values: &[Option<f64>]) {
     pane[1] += 1.0;
-    for (a, v) in pane[HEAD..].chunks_exact_mut(ACC).zip(values) {
+    for (acc, v) in accumulators.iter().zip(values) {
         if let Some(x) = v {
-            acc_add(a, *x);
+            acc.add(pane, *x);
         }
-    }
-}
-
-#[inline]
-fn evaluate(f: AggregateFunction, acc: Option<&[f64]>, rows: f64) -> Option<f64> {
-    let Some(a) = acc else {
-        return Some(rows);
-    };
-    let n = a[0];
-    match f {
-        AggregateFunction::Count => Some(n),
-        _ if n == 0.0 => None,
-        AggregateFunction::Sum => Some(a[1]),
-        AggregateFunction::Avg => Some(a[1] / n),
-        AggregateFunction::Min => Some(a[3]),
-        AggregateFunction::Max => Some(a[4]),
-        AggregateFunction::Stddev => (n >= 2.0).then(|| (a[2].max(0.0) / (n - 1.0)).sqrt()),
     }
 }
 
@@ -570,7 +764,48 @@ mod tests {
         assert!(other.restore(w.state()).is_err());
     }
 
+    #[test]
+    fn panes_keep_only_what_the_outputs_read() {
+        let mut q = query(10, 30);
+        let full = WindowAggregate::new(q.clone(), u64::MAX).stride;
+        // avg(x) and count(*): index, rows, then count and sum of x.
+        q.outputs = vec![q.outputs[0].clone(), q.outputs[3].clone()];
+        let mut w = WindowAggregate::new(q, u64::MAX);
+        assert_eq!((w.stride, full), (4, 2 + 5 + 2));
+        let mut out = vec![None; 2];
+        for (t, x) in [(1, 2.0), (2, 4.0), (3, 9.0)] {
+            w.update(7, t, &[Some(x)], &mut out);
+        }
+        assert_eq!(out, [Some(2.0), Some(3.0)]);
+    }
+
     proptest! {
+        #[test]
+        fn subsets_of_outputs_give_the_same_values(
+            keep in prop::collection::vec(any::<bool>(), 8),
+            events in prop::collection::vec((0u64..3, 0i64..10, prop::option::of(-50.0f64..50.0)), 1..200),
+        ) {
+            let q = query(5, 15);
+            let mut sub = q.clone();
+            let kept: Vec<usize> = (0..8).filter(|&i| keep[i]).collect();
+            sub.outputs = kept.iter().map(|&i| q.outputs[i].clone()).collect();
+            let mut all = WindowAggregate::new(q, u64::MAX);
+            let mut some = WindowAggregate::new(sub.clone(), u64::MAX);
+            let mut a = vec![None; 8];
+            let mut b = vec![None; kept.len()];
+            let mut ts = 0;
+            for (key, gap, x) in events {
+                ts += gap / 2;
+                all.update(key, ts, &[x, Some(1.0)], &mut a);
+                let inputs: Vec<Option<f64>> =
+                    some.columns().iter().map(|c| if c == "x" { x } else { Some(1.0) }).collect();
+                some.update(key, ts, &inputs, &mut b);
+                for (j, &i) in kept.iter().enumerate() {
+                    prop_assert!(close(a[i], b[j]), "output {} at t={}: {:?} vs {:?}", i, ts, a[i], b[j]);
+                }
+            }
+        }
+
         #[test]
         fn as_of_values_match_a_naive_recomputation(
             slide in 1i64..20,
