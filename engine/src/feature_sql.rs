@@ -537,7 +537,9 @@ impl WindowFeatures {
     /// # Errors
     /// When it belongs to other queries.
     pub(crate) fn restore(&mut self, state: WindowFeaturesState) -> Result<(), String> {
-        if state.aggregates.len() != self.aggregates.len() || state.ahead.len() % self.names.len() != 0 {
+        if state.aggregates.len() != self.aggregates.len()
+            || !state.ahead.len().is_multiple_of(self.names.len())
+        {
             return Err("the checkpoint's windowed aggregates do not match the configuration".into());
         }
         for (a, s) in self.aggregates.iter_mut().zip(state.aggregates) {
