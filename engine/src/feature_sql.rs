@@ -601,6 +601,18 @@ impl WindowFeatures {
         Ok(())
     }
 
+    /// Hashes the keys of a new batch and finds every aggregate's input columns in it.
+    fn resolve(&mut self, batch: &RecordBatch) -> Result<(), EngineError> {
+        for a in &mut self.aggregates {
+            resolve(a, batch)?;
+        }
+        for k in &mut self.keys {
+            let column = batch.column_by_name(&k.column).expect("resolve checked every key column");
+            k.hashes = KeyHashes::of(column.as_ref()).expect("resolve checked the key types");
+        }
+        Ok(())
+    }
+
     /// Computes rows `from..to` of the resolved batch into `values`.
     fn compute(&mut self, times: &[i64], from: usize, to: usize) {
         let n_out = self.names.len();
@@ -682,20 +694,6 @@ impl WindowFeatures {
                 state_bytes: a.state.bytes(),
             })
             .collect()
-    }
-}
-
-impl WindowFeatures {
-    /// Hashes the keys of a new batch and finds every aggregate's input columns in it.
-    fn resolve(&mut self, batch: &RecordBatch) -> Result<(), EngineError> {
-        for a in &mut self.aggregates {
-            resolve(a, batch)?;
-        }
-        for k in &mut self.keys {
-            let column = batch.column_by_name(&k.column).expect("resolve checked every key column");
-            k.hashes = KeyHashes::of(column.as_ref()).expect("resolve checked the key types");
-        }
-        Ok(())
     }
 }
 
