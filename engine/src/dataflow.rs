@@ -11,9 +11,11 @@ use arrow_array::builder::{Float32Builder, Int64Builder, StringBuilder, UInt64Bu
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float64Type, Int64Type};
 use arrow_array::{Array, ArrayRef, RecordBatch, StringArray};
+use arrow_buffer::ScalarBuffer;
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use crossbeam_channel::Sender;
 use eddy_operators::encoder::FeatureEncoder;
+use eddy_operators::sql::prefetch;
 use eddy_scorer::encoding::{Feature, FeatureKind, FeatureSpec};
 use eddy_scorer::model::ModelKind;
 use xxhash_rust::xxh3::xxh3_64;
@@ -22,7 +24,6 @@ use crate::checkpoint::Checkpointer;
 use crate::drift::{DriftInput, DriftMonitor};
 use crate::encode::BatchEncoder;
 use crate::error::EngineError;
-use crate::feature_sql::WindowFeatures;
 use crate::feature_stats::{window_stat, ClosedWindow, FeatureMonitors};
 use crate::label_join::JoinCounters;
 use crate::label_join::{EventOutcome, LabelJoin, LabelOutcome};
@@ -37,6 +38,7 @@ use crate::retrain::{RetrainOutcome, TrainingBuffer};
 use crate::sink::{SinkAck, SinkMessage};
 use crate::slot::Slot;
 use crate::summary::{DriftRecord, FeatureSummary, PromotionRecord, RunSummary};
+use crate::window_features::WindowFeatures;
 
 /// Metrics and drift events are published every this many rows (and when input pauses or
 /// ends): often enough for a scrape, rare enough to cost nothing per row.
@@ -52,8 +54,15 @@ pub(crate) struct Resolved {
     time: usize,
     label: usize,
     features: Vec<Option<usize>>,
+    /// Values of the numeric feature columns, to prefetch rows ahead of encoding.
+    numbers: Vec<ScalarBuffer<f64>>,
     monitors: Vec<(usize, usize)>,
 }
+
+/// How many rows ahead of the one being encoded its numeric feature values are prefetched:
+/// the columns were written by a source thread on the other core, and with events and labels
+/// interleaved row by row the hardware prefetcher loses track of them.
+const PREFETCH_ROWS: usize = 16;
 
 fn position(batch: &RecordBatch, name: &str) -> Result<usize, EngineError> {
     batch.schema().index_of(name).map_err(|_| {
@@ -175,6 +184,7 @@ impl<'s> Engine<'s> {
         predictions: Vec<Sender<SinkMessage>>,
         drift_outputs: Vec<Sender<SinkMessage>>,
         dead_letters: Sender<DeadLetterMessage>,
+        windows: Option<WindowFeatures>,
         factory: &MetricsFactory,
     ) -> Result<Self, EngineError> {
         let slot_names: Vec<String> = spec.slots.iter().map(|s| s.name.clone()).collect();
@@ -292,7 +302,7 @@ impl<'s> Engine<'s> {
             dead_letters,
             dead_letter_counts: BTreeMap::new(),
             checkpointing: false,
-            windows: WindowFeatures::new(spec, factory)?,
+            windows,
         })
     }
 
@@ -311,6 +321,9 @@ impl<'s> Engine<'s> {
             if let Some(c) = checkpoints.as_deref_mut() {
                 if c.due(self.events) && self.can_checkpoint() {
                     self.checkpoint(merger, c)?;
+                    // It may have taken batches into the merger (aggregates computed on a
+                    // source thread): pick the next run again.
+                    continue;
                 }
             }
             match next {
@@ -476,7 +489,7 @@ impl<'s> Engine<'s> {
 
     /// Counts the dead letters of the batches the merger took and hands them to the
     /// dead-letter thread.
-    fn emit_dead_letters(&mut self, merger: &mut StreamMerger) -> Result<(), EngineError> {
+    pub(crate) fn emit_dead_letters(&mut self, merger: &mut StreamMerger) -> Result<(), EngineError> {
         let letters = merger.take_dead_letters();
         if letters.is_empty() {
             return Ok(());
@@ -601,11 +614,20 @@ impl<'s> Engine<'s> {
                 time: position(batch, &self.spec.events.time)?,
                 label: 0,
                 features: {
-                    // Aggregate features come last and are encoded from `windows`, not the batch.
+                    // Aggregate features come last. Computed on the engine thread they are
+                    // encoded from `windows`; from a source thread they are batch columns.
                     let mut p = BatchEncoder::positions(&encoder, batch);
-                    p.truncate(p.len() - self.windows.as_ref().map_or(0, |w| w.bound()));
+                    if let Some(w) = self.windows.as_ref().filter(|w| !w.on_source()) {
+                        p.truncate(p.len() - w.bound());
+                    }
                     p
                 },
+                numbers: BatchEncoder::positions(&encoder, batch)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|c| batch.column(c).as_primitive_opt::<Float64Type>())
+                    .map(|a| a.values().clone())
+                    .collect(),
                 monitors: self
                     .learning
                     .monitors
@@ -621,7 +643,8 @@ impl<'s> Engine<'s> {
         let cols = &self.event_cols;
         let keys = batch.column(cols.key).as_string::<i32>();
         let times = batch.column(cols.time).as_primitive::<Int64Type>().values();
-        if let Some(w) = &mut self.windows {
+        let windows_here = self.windows.as_ref().is_some_and(|w| !w.on_source());
+        if let Some(w) = self.windows.as_mut().filter(|_| windows_here) {
             w.run(batch, id, times, start, end)?;
         }
         let emit = !self.predictions.is_empty();
@@ -633,11 +656,16 @@ impl<'s> Engine<'s> {
             .filter_map(|&(i, c)| batch.column(c).as_primitive_opt::<Float64Type>().map(|a| (i, a)))
             .collect();
         for r in start..end {
+            for values in &self.event_cols.numbers {
+                if let Some(x) = values.get(r + PREFETCH_ROWS) {
+                    prefetch(x);
+                }
+            }
             let ts = times[r];
             self.observe_time(ts);
             let key = keys.value(r);
             BatchEncoder::encode_row(&mut encoder, batch, &self.event_cols.features, r, &mut self.row);
-            if let Some(w) = &self.windows {
+            if let Some(w) = self.windows.as_ref().filter(|_| windows_here) {
                 w.encode(&mut encoder, r, &mut self.row);
             }
             for (s, slot) in self.learning.slots.iter().enumerate() {

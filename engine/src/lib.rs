@@ -32,3 +32,4 @@ pub mod slot;
 pub mod source;
 pub mod summary;
 pub mod units;
+pub mod window_features;

@@ -109,6 +109,8 @@ pub struct StreamMerger {
     inputs: Vec<InputState>,
     /// Dead letters of the batches taken so far, waiting for the engine to emit them.
     dead_letters: Vec<DeadLetter>,
+    /// The highest `SourceBatch::aggregated` of the batches taken so far.
+    aggregated: u64,
     next_id: u64,
     time_column: [String; 2],
     idle_timeout: Duration,
@@ -129,6 +131,7 @@ impl StreamMerger {
                 })
                 .collect(),
             dead_letters: Vec::new(),
+            aggregated: 0,
             next_id: 0,
             time_column: [event_time.to_string(), label_time.to_string()],
             idle_timeout,
@@ -294,14 +297,15 @@ impl StreamMerger {
         Ok(Next::Run { input, start, end })
     }
 
+    /// Takes batches from input `i` while one of its lanes is empty (and the queue has room).
     fn fill(&mut self, i: usize) -> Result<(), SourceError> {
-        let state = &mut self.inputs[i];
-        while !state.finished && state.starving() && state.queued() < MAX_QUEUED {
-            let mut msg = if state.input.bounded {
-                match state.input.rx.recv() {
-                    Ok(m) => m,
-                    Err(_) => SourceMessage::End,
-                }
+        loop {
+            let state = &self.inputs[i];
+            if state.finished || !state.starving() || state.queued() >= MAX_QUEUED {
+                return Ok(());
+            }
+            let msg = if state.input.bounded {
+                state.input.rx.recv().unwrap_or(SourceMessage::End)
             } else {
                 match state.input.rx.recv_timeout(self.idle_timeout) {
                     Ok(m) => m,
@@ -309,36 +313,71 @@ impl StreamMerger {
                     Err(RecvTimeoutError::Disconnected) => SourceMessage::End,
                 }
             };
-            if let SourceMessage::Batch(b) = &mut msg {
-                // Taking a batch is what moves the source's resume position and releases its
-                // dead letters, so both stay consistent with checkpoints.
-                self.dead_letters.append(&mut b.dead_letters);
-                if b.position.is_some() {
-                    state.position = b.position.take();
-                }
+            self.take(i, msg)?;
+        }
+    }
+
+    /// Takes batches from the source whose thread computes the windowed aggregates until the
+    /// batch numbered `through` (`SourceBatch::aggregated`) is among them, however full the
+    /// queue: a checkpoint needs every batch the aggregates' state has seen.
+    ///
+    /// # Errors
+    /// When the source failed, or ended without sending that batch (a bug).
+    pub fn take_aggregated(&mut self, through: u64) -> Result<(), SourceError> {
+        while self.aggregated < through {
+            let Some(i) =
+                self.inputs.iter().position(|s| s.input.roles.contains(&StreamRole::Events) && !s.finished)
+            else {
+                return Err(SourceError::new(
+                    "merger",
+                    format!(
+                        "internal error: the events source ended before sending aggregated batch {through}"
+                    ),
+                ));
+            };
+            // The source thread computed the batch and is about to send it (or is waiting
+            // for room in the channel, which this makes).
+            let msg = self.inputs[i].input.rx.recv().unwrap_or(SourceMessage::End);
+            self.take(i, msg)?;
+        }
+        Ok(())
+    }
+
+    /// Queues what input `i` sent.
+    fn take(&mut self, i: usize, mut msg: SourceMessage) -> Result<(), SourceError> {
+        let state = &mut self.inputs[i];
+        if let SourceMessage::Batch(b) = &mut msg {
+            // Taking a batch is what moves the source's resume position and releases its
+            // dead letters, so both stay consistent with checkpoints.
+            self.dead_letters.append(&mut b.dead_letters);
+            if b.position.is_some() {
+                state.position = b.position.take();
             }
-            match msg {
-                SourceMessage::Batch(b) if b.batch.num_rows() == 0 => {}
-                SourceMessage::Batch(b) => {
-                    let col = &self.time_column[(b.role == StreamRole::Labels) as usize];
-                    let times = b
-                        .batch
-                        .column_by_name(col)
-                        .and_then(|c| c.as_primitive_opt::<Int64Type>())
-                        .map(|a| a.values().clone())
-                        .ok_or_else(|| {
-                            SourceError::new(
-                                &state.input.name,
-                                format!("internal error: batch without an Int64 time column `{col}` (a bug in the source)"),
-                            )
-                        })?;
-                    let id = self.next_id;
-                    self.next_id += 1;
-                    state.lanes[lane(b.role)].push_back(Head { batch: b, times, cursor: 0, id });
-                }
-                SourceMessage::End => state.finished = true,
-                SourceMessage::Failed(e) => return Err(e),
+            if let Some(n) = b.aggregated {
+                self.aggregated = self.aggregated.max(n);
             }
+        }
+        match msg {
+            SourceMessage::Batch(b) if b.batch.num_rows() == 0 => {}
+            SourceMessage::Batch(b) => {
+                let col = &self.time_column[(b.role == StreamRole::Labels) as usize];
+                let times = b
+                    .batch
+                    .column_by_name(col)
+                    .and_then(|c| c.as_primitive_opt::<Int64Type>())
+                    .map(|a| a.values().clone())
+                    .ok_or_else(|| {
+                        SourceError::new(
+                            &state.input.name,
+                            format!("internal error: batch without an Int64 time column `{col}` (a bug in the source)"),
+                        )
+                    })?;
+                let id = self.next_id;
+                self.next_id += 1;
+                state.lanes[lane(b.role)].push_back(Head { batch: b, times, cursor: 0, id });
+            }
+            SourceMessage::End => state.finished = true,
+            SourceMessage::Failed(e) => return Err(e),
         }
         Ok(())
     }
@@ -493,5 +532,29 @@ mod tests {
         );
         let mut other = other;
         assert!(other.restore(state).unwrap_err().contains("sources"));
+    }
+
+    /// A checkpoint with the aggregates on a source thread takes every batch they computed,
+    /// past the queue's usual bound, and no more.
+    #[test]
+    fn take_aggregated_takes_through_the_numbered_batch() {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let n = MAX_QUEUED as u64 + 4;
+        for i in 1..=n + 2 {
+            let SourceMessage::Batch(mut b) = batch(StreamRole::Events, &[i as i64]) else { unreachable!() };
+            b.aggregated = Some(i);
+            b.position = Some(SourcePosition::Lines { line: i, byte: 10 * i });
+            tx.send(SourceMessage::Batch(b)).unwrap();
+        }
+        let input = MergeInput { name: "s".into(), rx, bounded: true, roles: vec![StreamRole::Events] };
+        let mut m = StreamMerger::new(vec![input], "ts", "ts", Duration::from_millis(10));
+        m.take_aggregated(n).unwrap();
+        let state = m.snapshot().unwrap();
+        assert_eq!(state.inputs[0].queued.len(), n as usize);
+        assert_eq!(state.inputs[0].position, Some(SourcePosition::Lines { line: n, byte: 10 * n }));
+        m.take_aggregated(3).unwrap();
+        assert_eq!(m.snapshot().unwrap().inputs[0].queued.len(), n as usize, "already taken");
+        drop(tx);
+        assert!(m.take_aggregated(n + 5).unwrap_err().to_string().contains("ended before"));
     }
 }

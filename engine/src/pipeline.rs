@@ -39,6 +39,7 @@ use crate::sink::{Sink, SinkError, SinkInput, SinkMessage, SinkResume};
 use crate::slot::SlotSpec;
 use crate::source::{Poll, Source, SourceContext, SourcePosition, StreamSpec};
 use crate::summary::RunSummary;
+use crate::window_features::WindowFeatures;
 use eddy_scorer::registry::ModelRegistry;
 
 /// Batches in flight per channel.
@@ -227,11 +228,29 @@ impl Pipeline {
         sinks: Vec<SinkBinding>,
     ) -> Result<RunSummary, EngineError> {
         let started = Instant::now();
-        let Pipeline { spec, control, metrics, mut checkpoints, restored } = self;
+        let Pipeline { spec, control, metrics, mut checkpoints, mut restored } = self;
         let (dead_letter_tx, dead_letter_rx) = bounded::<DeadLetterMessage>(64);
         let sink_count = sinks.len();
         // Feature SQL is planned before any thread starts; it runs on the source threads.
         let feature_stage = crate::feature_sql::FeatureStage::new(&spec, &metrics)?.map(Arc::new);
+        // The windowed aggregates run on the thread of the events source when there is only
+        // one (see `window_features.rs`), so their state is restored before it starts.
+        let mut windows = WindowFeatures::new(&spec, &metrics)?;
+        match (&mut windows, restored.as_mut().map(|cp| cp.engine.take_aggregates())) {
+            (_, None) | (None, Some(None)) => {}
+            (Some(w), Some(Some(state))) => w
+                .restore(state)
+                .map_err(|e| EngineError::Input(format!("cannot restore the checkpoint: {e}")))?,
+            _ => {
+                return Err(EngineError::Input(
+                    "cannot restore the checkpoint: its windowed aggregates do not match the configuration"
+                        .into(),
+                ))
+            }
+        }
+        let event_sources = sources.iter().filter(|(_, s)| s.roles().contains(&StreamRole::Events)).count();
+        let mut aggregate_stage =
+            windows.as_mut().filter(|_| event_sources == 1).map(|w| w.move_to_source(&spec.events.time));
 
         // Sinks, each on its own thread.
         let mut outputs: BTreeMap<SinkInput, Vec<Sender<SinkMessage>>> = BTreeMap::new();
@@ -285,6 +304,8 @@ impl Pipeline {
             let stop = control.stop.clone();
             let thread_name = name.clone();
             let stage = feature_stage.clone();
+            let mut aggregates =
+                if roles.contains(&StreamRole::Events) { aggregate_stage.take() } else { None };
             let handle = std::thread::Builder::new()
                 .name(format!("source-{name}"))
                 .spawn(move || {
@@ -300,15 +321,20 @@ impl Pipeline {
                         }
                         match source.poll() {
                             Ok(Poll::Batch(b)) => {
-                                let b = match &stage {
-                                    None => b,
-                                    Some(stage) => match stage.apply(b, &thread_name) {
-                                        Ok(b) => b,
-                                        Err(e) => {
-                                            let _ = tx.send(SourceMessage::Failed(e));
-                                            return;
-                                        }
-                                    },
+                                let applied = match &stage {
+                                    None => Ok(b),
+                                    Some(stage) => stage.apply(b, &thread_name),
+                                };
+                                let applied = match &mut aggregates {
+                                    None => applied,
+                                    Some(a) => applied.and_then(|b| a.apply(b, &thread_name)),
+                                };
+                                let b = match applied {
+                                    Ok(b) => b,
+                                    Err(e) => {
+                                        let _ = tx.send(SourceMessage::Failed(e));
+                                        return;
+                                    }
                                 };
                                 if tx.send(SourceMessage::Batch(b)).is_err() {
                                     return;
@@ -331,30 +357,29 @@ impl Pipeline {
             inputs.push(MergeInput { name, rx, bounded: bounded_source, roles });
         }
 
-        let event_sources = inputs.iter().filter(|i| i.roles.contains(&StreamRole::Events)).count();
         let mut merger = StreamMerger::new(inputs, &spec.events.time, &spec.labels.time, spec.idle_timeout);
         let predictions = outputs.remove(&SinkInput::Predictions).unwrap_or_default();
         let drift_outputs = outputs.remove(&SinkInput::Drift).unwrap_or_default();
-        let prepared =
-            Engine::new(&spec, control.clone(), predictions, drift_outputs, dead_letter_tx, &metrics)
-                .and_then(|mut engine| {
-                    engine.checkpointing = checkpoints.is_some();
-                    if let Some(w) = &mut engine.windows {
-                        w.run_ahead(event_sources == 1);
-                    }
-                    if let Some(cp) = restored {
-                        merger.restore(cp.merger).map_err(EngineError::Input)?;
-                        engine
-                            .restore(cp.engine)
-                            .map_err(|e| EngineError::Input(format!("cannot restore the checkpoint: {e}")))?;
-                        tracing::info!(
-                            sequence = cp.sequence,
-                            events = engine.events,
-                            "restored from a checkpoint"
-                        );
-                    }
-                    Ok(engine)
-                });
+        let prepared = Engine::new(
+            &spec,
+            control.clone(),
+            predictions,
+            drift_outputs,
+            dead_letter_tx,
+            windows,
+            &metrics,
+        )
+        .and_then(|mut engine| {
+            engine.checkpointing = checkpoints.is_some();
+            if let Some(cp) = restored {
+                merger.restore(cp.merger).map_err(EngineError::Input)?;
+                engine
+                    .restore(cp.engine)
+                    .map_err(|e| EngineError::Input(format!("cannot restore the checkpoint: {e}")))?;
+                tracing::info!(sequence = cp.sequence, events = engine.events, "restored from a checkpoint");
+            }
+            Ok(engine)
+        });
         let mut engine = match prepared {
             Ok(e) => e,
             Err(e) => {

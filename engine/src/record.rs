@@ -44,12 +44,15 @@ pub struct SourceBatch {
     /// Where the source resumes after this batch; `None` for sources that cannot resume
     /// (stdin).
     pub position: Option<crate::source::SourcePosition>,
+    /// The batch's number among those whose windowed aggregates a source thread computed
+    /// (`window_features.rs`), so a checkpoint knows which batches the aggregates have seen.
+    pub aggregated: Option<u64>,
 }
 
 impl SourceBatch {
     /// A batch of `role` rows with their offsets, no dead letters and no position.
     pub fn new(role: StreamRole, batch: RecordBatch, offsets: Vec<u64>) -> Self {
-        SourceBatch { role, batch, offsets, dead_letters: Vec::new(), position: None }
+        SourceBatch { role, batch, offsets, dead_letters: Vec::new(), position: None, aggregated: None }
     }
 }
 

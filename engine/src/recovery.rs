@@ -61,10 +61,15 @@ pub struct EngineState<'a> {
     /// Dead letters emitted so far, by reason.
     pub(crate) dead_letters: BTreeMap<String, u64>,
     /// Windowed aggregates (`[features.aggregates]`), one state per aggregate.
-    aggregates: Option<crate::feature_sql::WindowFeaturesState>,
+    aggregates: Option<crate::window_features::WindowFeaturesState>,
 }
 
 impl EngineState<'_> {
+    /// Takes the windowed aggregates' state out, to restore them before anything runs.
+    pub(crate) fn take_aggregates(&mut self) -> Option<crate::window_features::WindowFeaturesState> {
+        self.aggregates.take()
+    }
+
     /// Events processed when the state was captured.
     pub fn events(&self) -> u64 {
         self.events
@@ -109,8 +114,13 @@ impl Engine<'_> {
         self.retrain.as_ref().is_none_or(|rt| rt.running.is_none())
     }
 
-    /// Captures the engine's state. Call only when [`Engine::can_checkpoint`] holds.
-    pub(crate) fn capture(&self) -> EngineState<'_> {
+    /// Captures the engine's state, with the windowed aggregates' state captured by
+    /// [`crate::window_features::WindowFeatures::capture`]. Call only when
+    /// [`Engine::can_checkpoint`] holds.
+    pub(crate) fn capture(
+        &self,
+        aggregates: Option<crate::window_features::WindowFeaturesState>,
+    ) -> EngineState<'_> {
         EngineState {
             events: self.events,
             labels: self.labels,
@@ -159,7 +169,7 @@ impl Engine<'_> {
                 skipped: rt.skipped,
             }),
             dead_letters: self.dead_letter_counts.clone(),
-            aggregates: self.windows.as_ref().map(|w| w.state()),
+            aggregates,
         }
     }
 
@@ -172,10 +182,14 @@ impl Engine<'_> {
     /// checkpoint would lose its guarantees silently).
     pub(crate) fn checkpoint(
         &mut self,
-        merger: &StreamMerger,
+        merger: &mut StreamMerger,
         c: &mut Checkpointer,
     ) -> Result<(), EngineError> {
         let started = Instant::now();
+        // Aggregates computed on a source thread: the batches they have seen are taken into
+        // the merger first, and their dead letters go out before the sinks' barriers.
+        let aggregates = self.windows.as_ref().map(|w| w.capture(merger)).transpose()?;
+        self.emit_dead_letters(merger)?;
         self.publish()?;
         if let Some(p) = &self.publisher {
             p.sync();
@@ -208,7 +222,7 @@ impl Engine<'_> {
             merger: merger.snapshot().map_err(EngineError::Internal)?,
             sinks,
             registry_current,
-            engine: self.capture(),
+            engine: self.capture(aggregates),
         };
         let (path, bytes) = c.store.write(&mut checkpoint)?;
         let seconds = started.elapsed().as_secs_f64();
@@ -279,11 +293,8 @@ impl Engine<'_> {
         self.published_updates = state.published_updates;
         self.promotions = state.promotions;
         self.dead_letter_counts = state.dead_letters;
-        match (&mut self.windows, state.aggregates) {
-            (Some(w), Some(s)) => w.restore(s)?,
-            (None, None) => {}
-            _ => return Err("the checkpoint's windowed aggregates do not match the configuration".into()),
-        }
+        // The windowed aggregates are restored by the pipeline, before the source threads
+        // start (they may run on one): see `take_aggregates`.
         match (&mut self.retrain, state.retrain) {
             (Some(rt), Some(s)) => {
                 rt.buffer = s.buffer.into_owned();

@@ -32,9 +32,10 @@ pub(crate) struct KeyTable {
     shift: u32,
 }
 
-/// Asks the CPU to start loading the cache line at `p` (no effect where unsupported).
+/// Asks the CPU to start loading the cache line at `p` (no effect where unsupported). The
+/// engine uses it too, for the feature columns of the rows it will encode next.
 #[inline(always)]
-pub(crate) fn prefetch<T>(p: *const T) {
+pub fn prefetch<T>(p: *const T) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: a prefetch is a hint: it never faults and never changes memory, whatever the
     // address.

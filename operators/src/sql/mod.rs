@@ -20,4 +20,5 @@ pub mod window_aggregate;
 pub use aggregate_query::{AggregateFunction, AggregateQuery, WindowSpec};
 pub use error::SqlError;
 pub use feature_query::{Evaluated, EventsSchema, FeatureQuery};
+pub use key_table::prefetch;
 pub use window_aggregate::{AggregateState, Prefetch, WindowAggregate, PREFETCH_AHEAD};
