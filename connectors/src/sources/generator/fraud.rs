@@ -121,8 +121,16 @@ impl ConceptStream for FraudStream {
         }
         let amount = ((mu + sigma * z).exp() * 100.0).round() / 100.0;
         let p = 1.0 / (1.0 + (-(self.config.base_logit + self.config.slope * z)).exp());
+        // The previous row's card string is reused: no allocation per event.
+        let mut card = match values.first_mut() {
+            Some(GenValue::Cat(s)) => std::mem::take(s),
+            _ => String::new(),
+        };
+        card.clear();
+        card.push_str("card-");
+        card.push_str(itoa::Buffer::new().format(c));
         values.clear();
-        values.push(GenValue::Cat(format!("card-{c}")));
+        values.push(GenValue::Cat(card));
         values.push(GenValue::Num(amount.max(0.01)));
         rng.random::<f64>() < p
     }
