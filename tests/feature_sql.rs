@@ -10,6 +10,23 @@ use std::path::Path;
 
 use common::{eddy, eddy_ok, json, json_lines, replay_config, root};
 
+/// The events section of the runs with per-card aggregates: the card is a grouping key only.
+const CARD_EVENTS: &str = r#"
+[events]
+exclude = ["card"]
+fields = { card = "categorical", merchant = "categorical" }
+"#;
+
+/// Average and count of `log_amount` per card over 10 minutes hopping by 1.
+const CARD_10M: &str = r#"
+[features.aggregates.card_10m]
+sql = """
+SELECT card, avg(log_amount) AS card_avg, count(*) AS card_n
+FROM events
+GROUP BY card, HOP(ts, INTERVAL '1 minute', INTERVAL '10 minutes')
+"""
+"#;
+
 /// Events of 40 cards over two hours, labels 1 s later; every 10th amount is 0 and every 7th
 /// merchant is not a number.
 fn write_streams(dir: &Path) {
@@ -79,11 +96,7 @@ sql = "SELECT card, avg(amount) AS a FROM events GROUP BY card, TUMBLE(ts, INTER
 fn feature_sql_and_aggregates_in_a_run() {
     let dir = tempfile::tempdir().unwrap();
     write_streams(dir.path());
-    let extra = r#"
-[events]
-exclude = ["card"]
-fields = { card = "categorical", merchant = "categorical" }
-
+    let features = r#"
 [features]
 sql = """
 SELECT card,
@@ -93,15 +106,9 @@ SELECT card,
 FROM events
 WHERE amount > 0
 """
-
-[features.aggregates.card_10m]
-sql = """
-SELECT card, avg(log_amount) AS card_avg, count(*) AS card_n
-FROM events
-GROUP BY card, HOP(ts, INTERVAL '1 minute', INTERVAL '10 minutes')
-"""
-max_state = "2 KiB"
 "#;
+    let extra = [CARD_EVENTS, features, CARD_10M, "max_state = \"2 KiB\"\n"].concat();
+    let extra = extra.as_str();
     replay_config(dir.path(), "events.jsonl", "labels.jsonl", extra);
     eddy_ok(dir.path(), &["validate", "--config", "pipeline.toml"]);
     eddy_ok(dir.path(), &["run", "--config", "pipeline.toml", "--summary", "summary.json", "--quiet"]);
@@ -222,23 +229,12 @@ fn aggregates_on_the_source_thread_match_the_engine_thread() {
     }
     std::fs::write(dir.path().join("events_a.jsonl"), a).unwrap();
     std::fs::write(dir.path().join("events_b.jsonl"), b).unwrap();
-    let extra = r#"
-[events]
-exclude = ["card"]
-fields = { card = "categorical", merchant = "categorical" }
-
+    let more = r#"
 [features]
 sql = """
 SELECT card, ln(amount) AS log_amount, merchant
 FROM events
 WHERE amount > 0
-"""
-
-[features.aggregates.card_10m]
-sql = """
-SELECT card, avg(log_amount) AS card_avg, count(*) AS card_n
-FROM events
-GROUP BY card, HOP(ts, INTERVAL '1 minute', INTERVAL '10 minutes')
 """
 
 [features.aggregates.card_1h]
@@ -248,7 +244,8 @@ FROM events
 GROUP BY card, TUMBLE(ts, INTERVAL '1 hour')
 """
 "#;
-    let one = replay_config(dir.path(), "events.jsonl", "labels.jsonl", extra);
+    let extra = [CARD_EVENTS, CARD_10M, more].concat();
+    let one = replay_config(dir.path(), "events.jsonl", "labels.jsonl", &extra);
     let one = std::fs::read_to_string(one).unwrap();
     std::fs::write(dir.path().join("one.toml"), &one).unwrap();
     let two = one.replace(

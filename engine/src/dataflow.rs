@@ -608,26 +608,25 @@ impl<'s> Engine<'s> {
         }
         let mut encoder = self.encoder.take().expect("encoder initialised above");
         if self.event_cols.batch != Some(id) {
+            // Aggregate features come last. Computed on the engine thread they are encoded
+            // from `windows`; from a source thread they are batch columns.
+            let mut features = BatchEncoder::positions(&encoder, batch);
+            if let Some(w) = self.windows.as_ref().filter(|w| !w.on_source()) {
+                features.truncate(features.len() - w.bound());
+            }
+            let numbers = features
+                .iter()
+                .flatten()
+                .filter_map(|&c| batch.column(c).as_primitive_opt::<Float64Type>())
+                .map(|a| a.values().clone())
+                .collect();
             self.event_cols = Resolved {
                 batch: Some(id),
                 key: position(batch, &self.spec.events.key)?,
                 time: position(batch, &self.spec.events.time)?,
                 label: 0,
-                features: {
-                    // Aggregate features come last. Computed on the engine thread they are
-                    // encoded from `windows`; from a source thread they are batch columns.
-                    let mut p = BatchEncoder::positions(&encoder, batch);
-                    if let Some(w) = self.windows.as_ref().filter(|w| !w.on_source()) {
-                        p.truncate(p.len() - w.bound());
-                    }
-                    p
-                },
-                numbers: BatchEncoder::positions(&encoder, batch)
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|c| batch.column(c).as_primitive_opt::<Float64Type>())
-                    .map(|a| a.values().clone())
-                    .collect(),
+                features,
+                numbers,
                 monitors: self
                     .learning
                     .monitors
