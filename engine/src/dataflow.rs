@@ -11,11 +11,9 @@ use arrow_array::builder::{Float32Builder, Int64Builder, StringBuilder, UInt64Bu
 use arrow_array::cast::AsArray;
 use arrow_array::types::{Float64Type, Int64Type};
 use arrow_array::{Array, ArrayRef, RecordBatch, StringArray};
-use arrow_buffer::ScalarBuffer;
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use crossbeam_channel::Sender;
 use eddy_operators::encoder::FeatureEncoder;
-use eddy_operators::sql::prefetch;
 use eddy_scorer::encoding::{Feature, FeatureKind, FeatureSpec};
 use eddy_scorer::model::ModelKind;
 use xxhash_rust::xxh3::xxh3_64;
@@ -53,15 +51,13 @@ pub(crate) struct Resolved {
     key: usize,
     time: usize,
     label: usize,
-    features: Vec<Option<usize>>,
-    /// Values of the numeric feature columns, to prefetch rows ahead of encoding.
-    numbers: Vec<ScalarBuffer<f64>>,
+    /// The feature columns (events only).
+    features: Option<BatchEncoder>,
     monitors: Vec<(usize, usize)>,
 }
 
-/// How many rows ahead of the one being encoded its numeric feature values are prefetched:
-/// the columns were written by a source thread on the other core, and with events and labels
-/// interleaved row by row the hardware prefetcher loses track of them.
+/// How many rows ahead of the one being encoded its numeric feature values are prefetched
+/// (see [`BatchEncoder::prefetch`]).
 const PREFETCH_ROWS: usize = 16;
 
 fn position(batch: &RecordBatch, name: &str) -> Result<usize, EngineError> {
@@ -610,23 +606,16 @@ impl<'s> Engine<'s> {
         if self.event_cols.batch != Some(id) {
             // Aggregate features come last. Computed on the engine thread they are encoded
             // from `windows`; from a source thread they are batch columns.
-            let mut features = BatchEncoder::positions(&encoder, batch);
+            let mut n = encoder.encoding().features.len();
             if let Some(w) = self.windows.as_ref().filter(|w| !w.on_source()) {
-                features.truncate(features.len() - w.bound());
+                n -= w.bound();
             }
-            let numbers = features
-                .iter()
-                .flatten()
-                .filter_map(|&c| batch.column(c).as_primitive_opt::<Float64Type>())
-                .map(|a| a.values().clone())
-                .collect();
             self.event_cols = Resolved {
                 batch: Some(id),
                 key: position(batch, &self.spec.events.key)?,
                 time: position(batch, &self.spec.events.time)?,
                 label: 0,
-                features,
-                numbers,
+                features: Some(BatchEncoder::new(&encoder, batch, n)),
                 monitors: self
                     .learning
                     .monitors
@@ -654,16 +643,14 @@ impl<'s> Engine<'s> {
             .iter()
             .filter_map(|&(i, c)| batch.column(c).as_primitive_opt::<Float64Type>().map(|a| (i, a)))
             .collect();
+        // Taken out like the encoder so the loop can borrow `self` mutably; put back below.
+        let features = self.event_cols.features.take().expect("events columns resolved above");
         for r in start..end {
-            for values in &self.event_cols.numbers {
-                if let Some(x) = values.get(r + PREFETCH_ROWS) {
-                    prefetch(x);
-                }
-            }
+            features.prefetch(r + PREFETCH_ROWS);
             let ts = times[r];
             self.observe_time(ts);
             let key = keys.value(r);
-            BatchEncoder::encode_row(&mut encoder, batch, &self.event_cols.features, r, &mut self.row);
+            features.encode(&mut encoder, r, &mut self.row);
             if let Some(w) = self.windows.as_ref().filter(|_| windows_here) {
                 w.encode(&mut encoder, r, &mut self.row);
             }
@@ -694,6 +681,7 @@ impl<'s> Engine<'s> {
             }
         }
         self.encoder = Some(encoder);
+        self.event_cols.features = Some(features);
         if let Some(f) = &mut self.features {
             f.update(
                 batch,

@@ -1,127 +1,181 @@
 //! `BatchEncoder`: turns the feature columns of an event batch into encoded sparse rows.
 //!
-//! Columns are resolved once per batch (by name, so a source may reorder or omit fields) and
-//! rows are then encoded by direct typed access, with no per-row lookups or allocation.
+//! Columns are resolved once per batch (by name, so a source may reorder or omit fields) into
+//! typed views paired with how each feature encodes them; rows are then encoded by direct
+//! typed access, with no per-row lookups, downcasts or allocation. With events and labels
+//! interleaved row by row an engine run is a single row long, so anything resolved per run
+//! instead of per batch costs as much as the row itself.
 
 use arrow_array::cast::AsArray;
-use arrow_array::types::Float64Type;
 use arrow_array::{Array, BooleanArray, Float64Array, RecordBatch, StringArray};
 use arrow_schema::DataType;
 use eddy_operators::encoder::FeatureEncoder;
+use eddy_operators::sql::prefetch;
 use eddy_scorer::encoding::{format_number, Feature, FeatureKind};
 
-/// A feature column of one batch, resolved to its Arrow type.
-enum Column<'a> {
-    Number(&'a Float64Array),
-    Text(&'a StringArray),
-    Bool(&'a BooleanArray),
-    Absent,
+/// One feature's column in one batch, already matched to the feature's kind. The arrays are
+/// cheap clones (reference-counted buffers) so the view outlives the borrow of the batch.
+enum Column {
+    Numeric(Float64Array),
+    CategoricalText(StringArray),
+    CategoricalNumber(Float64Array),
+    CategoricalBool(BooleanArray),
+    BooleanBool(BooleanArray),
+    BooleanNumber(Float64Array),
+    /// Absent from the batch or of a type the feature cannot read (sources normalise types,
+    /// so the latter only happens with inconsistent inputs): encoded as missing.
+    Missing,
 }
 
 /// The feature columns of one batch, ready to encode row by row.
-pub struct BatchEncoder<'a> {
-    columns: Vec<Column<'a>>,
+pub struct BatchEncoder {
+    columns: Vec<Column>,
 }
 
-impl<'a> BatchEncoder<'a> {
-    /// Column position of each of the encoder's features in `batch` (resolve once per batch:
-    /// it compares names).
-    pub fn positions(encoder: &FeatureEncoder, batch: &RecordBatch) -> Vec<Option<usize>> {
+impl BatchEncoder {
+    /// Resolves the first `n` of the encoder's features in `batch` (the rest, e.g. aggregates
+    /// the engine computes itself, are appended by their owner).
+    pub fn new(encoder: &FeatureEncoder, batch: &RecordBatch, n: usize) -> Self {
         let schema = batch.schema();
-        encoder.encoding().features.iter().map(|f| schema.index_of(&f.name).ok()).collect()
-    }
-
-    /// Resolves the encoder's features in `batch`. Columns of an unexpected type are treated as
-    /// absent (sources normalise types, so this only happens with inconsistent inputs).
-    pub fn new(encoder: &FeatureEncoder, batch: &'a RecordBatch) -> Self {
-        Self::at(batch, &Self::positions(encoder, batch))
-    }
-
-    /// Views the feature columns at `positions` (from [`Self::positions`]) of `batch`.
-    pub fn at(batch: &'a RecordBatch, positions: &[Option<usize>]) -> Self {
-        let columns = positions
+        let columns = encoder.encoding().features[..n]
             .iter()
-            .map(|p| match p.map(|i| batch.column(i)) {
-                None => Column::Absent,
-                Some(c) => match c.data_type() {
-                    DataType::Float64 => Column::Number(c.as_primitive::<Float64Type>()),
-                    DataType::Utf8 => Column::Text(c.as_string::<i32>()),
-                    DataType::Boolean => Column::Bool(c.as_boolean()),
-                    _ => Column::Absent,
-                },
+            .map(|f| {
+                let Ok(c) = schema.index_of(&f.name) else { return Column::Missing };
+                let c = batch.column(c);
+                match (f.kind, c.data_type()) {
+                    (FeatureKind::Numeric, DataType::Float64) => Column::Numeric(c.as_primitive().clone()),
+                    (FeatureKind::Categorical, DataType::Utf8) => {
+                        Column::CategoricalText(c.as_string().clone())
+                    }
+                    (FeatureKind::Categorical, DataType::Float64) => {
+                        Column::CategoricalNumber(c.as_primitive().clone())
+                    }
+                    (FeatureKind::Categorical, DataType::Boolean) => {
+                        Column::CategoricalBool(c.as_boolean().clone())
+                    }
+                    (FeatureKind::Boolean, DataType::Boolean) => Column::BooleanBool(c.as_boolean().clone()),
+                    (FeatureKind::Boolean, DataType::Float64) => {
+                        Column::BooleanNumber(c.as_primitive().clone())
+                    }
+                    _ => Column::Missing,
+                }
             })
             .collect();
         BatchEncoder { columns }
+    }
+
+    /// Prefetches the numeric values of row `r`: the columns were written by a source thread
+    /// on the other core, and with events and labels interleaved row by row the hardware
+    /// prefetcher loses track of them.
+    #[inline]
+    pub fn prefetch(&self, r: usize) {
+        for col in &self.columns {
+            if let Column::Numeric(a) = col {
+                if let Some(x) = a.values().get(r) {
+                    prefetch(x);
+                }
+            }
+        }
     }
 
     /// Encodes row `r` into `out` (cleared first), updating the encoder's running statistics.
     #[inline]
     pub fn encode(&self, encoder: &mut FeatureEncoder, r: usize, out: &mut Vec<Feature>) {
         out.clear();
+        let standardize = encoder.standardize();
         for (i, col) in self.columns.iter().enumerate() {
-            encode_value(encoder, i, col, r, out);
-        }
-    }
-
-    /// Encodes row `r` of `batch` with the feature columns at `positions`, without building a
-    /// column view first: when runs are a single row long (events and labels interleaved),
-    /// resolving the typed columns per run would cost more than the row itself.
-    #[inline]
-    pub fn encode_row(
-        encoder: &mut FeatureEncoder,
-        batch: &RecordBatch,
-        positions: &[Option<usize>],
-        r: usize,
-        out: &mut Vec<Feature>,
-    ) {
-        out.clear();
-        for (i, p) in positions.iter().enumerate() {
-            let col = match p.map(|c| batch.column(c)) {
-                None => Column::Absent,
-                Some(c) => {
-                    if let Some(a) = c.as_primitive_opt::<Float64Type>() {
-                        Column::Number(a)
-                    } else if let Some(a) = c.as_string_opt::<i32>() {
-                        Column::Text(a)
-                    } else if let Some(a) = c.as_boolean_opt() {
-                        Column::Bool(a)
-                    } else {
-                        Column::Absent
-                    }
+            match col {
+                Column::Numeric(a) if a.is_valid(r) => {
+                    let x = a.value(r);
+                    let stats = encoder.observe(i, x);
+                    out.push(encoder.plan().numeric(i, x, stats, standardize));
                 }
-            };
-            encode_value(encoder, i, &col, r, out);
+                Column::CategoricalText(a) if a.is_valid(r) => {
+                    out.push(encoder.plan().categorical(i, a.value(r).as_bytes()));
+                }
+                Column::CategoricalNumber(a) if a.is_valid(r) => {
+                    out.push(encoder.plan().categorical(i, format_number(a.value(r)).as_bytes()));
+                }
+                Column::CategoricalBool(a) if a.is_valid(r) => {
+                    let v: &[u8] = if a.value(r) { b"true" } else { b"false" };
+                    out.push(encoder.plan().categorical(i, v));
+                }
+                Column::BooleanBool(a) if a.is_valid(r) => out.push(encoder.plan().boolean(i, a.value(r))),
+                Column::BooleanNumber(a) if a.is_valid(r) => {
+                    out.push(encoder.plan().boolean(i, a.value(r) != 0.0));
+                }
+                _ => encoder.plan().missing(i, out),
+            }
         }
     }
 }
 
-/// Encodes feature `i` of row `r`.
-#[inline]
-fn encode_value(encoder: &mut FeatureEncoder, i: usize, col: &Column<'_>, r: usize, out: &mut Vec<Feature>) {
-    let standardize = encoder.standardize();
-    let kind = encoder.encoding().features[i].kind;
-    match (kind, col) {
-        (FeatureKind::Numeric, Column::Number(a)) if a.is_valid(r) => {
-            let x = a.value(r);
-            let stats = encoder.observe(i, x);
-            out.push(encoder.plan().numeric(i, x, stats, standardize));
-        }
-        (FeatureKind::Categorical, Column::Text(a)) if a.is_valid(r) => {
-            out.push(encoder.plan().categorical(i, a.value(r).as_bytes()));
-        }
-        (FeatureKind::Categorical, Column::Number(a)) if a.is_valid(r) => {
-            out.push(encoder.plan().categorical(i, format_number(a.value(r)).as_bytes()));
-        }
-        (FeatureKind::Categorical, Column::Bool(a)) if a.is_valid(r) => {
-            let v: &[u8] = if a.value(r) { b"true" } else { b"false" };
-            out.push(encoder.plan().categorical(i, v));
-        }
-        (FeatureKind::Boolean, Column::Bool(a)) if a.is_valid(r) => {
-            out.push(encoder.plan().boolean(i, a.value(r)));
-        }
-        (FeatureKind::Boolean, Column::Number(a)) if a.is_valid(r) => {
-            out.push(encoder.plan().boolean(i, a.value(r) != 0.0));
-        }
-        _ => encoder.plan().missing(i, out),
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow_array::{ArrayRef, Int64Array};
+    use arrow_schema::{Field, Schema};
+    use eddy_operators::encoder::EncodingConfig;
+    use eddy_scorer::encoding::{FeatureSpec, NumericStats};
+
+    use super::*;
+
+    /// Each kind reads the column types it can, in feature order; absent columns, columns of
+    /// another type and nulls are encoded as missing, and features past `n` are left out.
+    #[test]
+    fn encodes_each_kind_and_treats_absent_mistyped_and_null_values_as_missing() {
+        let spec = |name: &str, kind| FeatureSpec { name: name.into(), kind };
+        let specs = vec![
+            spec("amount", FeatureKind::Numeric),
+            spec("band", FeatureKind::Categorical),
+            spec("night", FeatureKind::Boolean),
+            spec("hour", FeatureKind::Categorical),
+            spec("absent", FeatureKind::Numeric),
+            spec("count", FeatureKind::Numeric),
+            spec("appended_by_the_engine", FeatureKind::Numeric),
+        ];
+        let config = EncodingConfig { standardize: false, hash_bits: 8 };
+        let mut encoder = FeatureEncoder::new(specs, &config, 1);
+        let columns: Vec<(&str, ArrayRef)> = vec![
+            ("amount", Arc::new(Float64Array::from(vec![Some(2.5), None]))),
+            ("band", Arc::new(StringArray::from(vec![Some("high"), Some("low")]))),
+            ("night", Arc::new(BooleanArray::from(vec![Some(true), None]))),
+            ("hour", Arc::new(Float64Array::from(vec![3.0, 23.0]))),
+            ("count", Arc::new(Int64Array::from(vec![1, 2]))),
+        ];
+        let schema = Schema::new(
+            columns.iter().map(|(n, a)| Field::new(*n, a.data_type().clone(), true)).collect::<Vec<_>>(),
+        );
+        let batch = RecordBatch::try_new(Arc::new(schema), columns.into_iter().map(|(_, a)| a).collect())
+            .expect("valid batch");
+        let features = BatchEncoder::new(&encoder, &batch, 6);
+        let plan = encoder.plan().clone();
+        let missing = |i: usize| {
+            let mut out = Vec::new();
+            plan.missing(i, &mut out);
+            out
+        };
+        let mut row = Vec::new();
+
+        features.encode(&mut encoder, 0, &mut row);
+        let mut expected = vec![
+            plan.numeric(0, 2.5, NumericStats::IDENTITY, false),
+            plan.categorical(1, b"high"),
+            plan.boolean(2, true),
+            plan.categorical(3, format_number(3.0).as_bytes()),
+        ];
+        expected.extend(missing(4));
+        expected.extend(missing(5));
+        assert_eq!(row, expected);
+
+        features.encode(&mut encoder, 1, &mut row);
+        let mut expected = missing(0);
+        expected.push(plan.categorical(1, b"low"));
+        expected.extend(missing(2));
+        expected.push(plan.categorical(3, format_number(23.0).as_bytes()));
+        expected.extend(missing(4));
+        expected.extend(missing(5));
+        assert_eq!(row, expected);
     }
 }
