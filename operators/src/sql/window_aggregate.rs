@@ -29,9 +29,10 @@
 //! Per key: only the non-empty panes inside the key's current window, flat in one buffer
 //! (index, rows, then per input column its count and whichever of sum, M2, min and max its
 //! outputs read: mergeable, so nothing is ever recomputed over the window), the last of them
-//! possibly holding only the events at the
-//! key's newest time (not yet visible to anyone). A small hash table maps each key to a slot
-//! of a slab; the slot holds the key's buffer. Memory is estimated per key and pane; when the
+//! possibly holding only the events at the key's newest time (not yet visible to anyone). A
+//! small hash table maps each key to a slot of a slab; the slot holds the key's buffer, inline
+//! for the first [`INLINE_WORDS`] words (the few panes most keys have) and on the heap beyond.
+//! Memory is estimated per key (its slot, table share and heap panes); when the
 //! total passes the configured cap, the least recently seen keys are evicted (exact LRU: every
 //! key carries the tick it was last seen at; once the cap is first reached a queue of touches
 //! in tick order is kept, compacted as it grows) and counted. An evicted key starts again from
@@ -39,12 +40,15 @@
 //!
 //! # Why prefetching
 //!
-//! With many keys the state outgrows the CPU caches and every update waits for memory twice
-//! (the key's bucket in the table, its slot, then its panes), one after the other: the cost is
-//! memory latency, not arithmetic. The caller knows which keys come next (the rest of the
-//! batch), so [`WindowAggregate::prefetch`] starts each of those loads a few events early
-//! ([`PREFETCH_AHEAD`]), one stage after the other, and they overlap with the work in
-//! between. Prefetching is only a hint: results never depend on it.
+//! With many keys the state outgrows the CPU caches and every update waits for memory, one
+//! load after the other: the key's bucket in the table, its slot (with its panes when they fit
+//! inline), then its panes when they spilled to the heap. The cost is memory latency, not
+//! arithmetic, which is also why panes are kept inline: one dependent load and one allocation
+//! fewer for most keys. The caller knows which keys come next (the rest of the batch), so
+//! [`WindowAggregate::prefetch`] starts each of those loads a few events early
+//! ([`PREFETCH_AHEAD`]), one stage after the other, and they overlap with the work in between.
+//! Prefetching is only a hint: results never depend on it. The huge pages the `eddy` binary's
+//! allocator provides shorten what is left: a prefetch that misses the TLB waits for the walk.
 //! [`WindowAggregate::state`] and [`WindowAggregate::restore`] carry all of it through a
 //! checkpoint.
 
@@ -52,12 +56,21 @@ use std::collections::VecDeque;
 use std::mem::size_of;
 
 use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
 
 use super::aggregate_query::{AggregateFunction, AggregateOutput, AggregateQuery};
 use super::key_table::{prefetch, KeyTable};
 
 /// Words of a pane before its accumulators: pane index, rows.
 const HEAD: usize = 2;
+
+/// Words of panes a key keeps inline in its slot, chosen so a slot is three cache lines: room
+/// for four panes of `avg` and `count(*)`, or two of `max` and `stddev` (the window and its
+/// ties), which covers most keys of a sparse stream.
+pub const INLINE_WORDS: usize = 18;
+
+/// A key's panes, flat (see the module docs).
+type Panes = SmallVec<[f64; INLINE_WORDS]>;
 
 /// Where one input column's accumulator sits in a pane: its count at `at`, then only the
 /// figures its outputs read (a pane of `avg` and `count(*)` is 4 words instead of 7, and
@@ -182,12 +195,21 @@ pub struct KeyState {
     /// Whether the last pane holds only the events at `last_ts` (visible to later times only).
     tie: bool,
     /// Non-empty panes, oldest first, each `HEAD` words and then the columns' accumulators.
-    data: Vec<f64>,
+    data: Panes,
 }
 
 impl KeyState {
     fn new() -> Self {
-        KeyState { last_ts: i64::MIN, tie: false, data: Vec::new() }
+        KeyState { last_ts: i64::MIN, tie: false, data: Panes::new() }
+    }
+
+    /// Bytes of panes beyond the slot (inline panes are part of the slot's size).
+    fn heap_bytes(&self) -> u64 {
+        if self.data.spilled() {
+            (self.data.capacity() * size_of::<f64>()) as u64
+        } else {
+            0
+        }
     }
 }
 
@@ -206,7 +228,8 @@ pub struct AggregateState {
     pub dropped_late: u64,
 }
 
-/// One slab slot: a key's state. Aligned to a cache line so one prefetch brings all of it.
+/// One slab slot: a key's state. Aligned to cache lines so it spans exactly
+/// [`SLOT_LINES`] of them, all prefetched together.
 #[repr(align(64))]
 struct Entry {
     /// The key (hash).
@@ -255,12 +278,13 @@ impl std::fmt::Debug for WindowAggregate {
     }
 }
 
-/// Estimated bytes of one key besides its panes: its share of the table (2 to 4 buckets), its
-/// slot and its share of the touch queue (at most two touches per key between compactions).
-const KEY_OVERHEAD: u64 = (3 * 16 + size_of::<Entry>() + 2 * 16) as u64;
+/// Cache lines of one slot.
+const SLOT_LINES: usize = size_of::<Entry>() / 64;
+const _: () = assert!(SLOT_LINES == 3, "a slot should stay three cache lines");
 
-/// Panes a new key's buffer has room for before it grows.
-const INITIAL_PANES: usize = 4;
+/// Estimated bytes of one key besides its panes on the heap: its share of the table (2 to 4
+/// buckets), its slot (inline panes included) and its share of the touch queue (at most two touches per key between compactions).
+const KEY_OVERHEAD: u64 = (3 * 16 + size_of::<Entry>() + 2 * 16) as u64;
 
 /// A stage of [`WindowAggregate::prefetch`]: each needs the previous one's line in cache.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -359,7 +383,7 @@ impl WindowAggregate {
     }
 
     fn key_bytes(s: &KeyState) -> u64 {
-        KEY_OVERHEAD + (s.data.len() * 8) as u64
+        KEY_OVERHEAD + s.heap_bytes()
     }
 
     /// Starts loading one stage of `key`'s state into the cache (see the module docs): call it
@@ -373,12 +397,17 @@ impl WindowAggregate {
         let Some(slot) = self.keys.get(key) else { return };
         let entry = &self.slab[slot as usize];
         if stage == Prefetch::Slot {
-            prefetch(entry);
+            let first: *const Entry = entry;
+            for line in 0..SLOT_LINES {
+                prefetch(first.cast::<u8>().wrapping_add(line * 64));
+            }
             return;
         }
-        // Cache lines are 64 bytes: 8 words.
-        for line in entry.state.data.iter().step_by(8) {
-            prefetch(line);
+        if entry.state.data.spilled() {
+            // Cache lines are 64 bytes: 8 words.
+            for line in entry.state.data.iter().step_by(8) {
+                prefetch(line);
+            }
         }
     }
 
@@ -389,16 +418,7 @@ impl WindowAggregate {
             return slot as usize;
         }
         self.bytes += KEY_OVERHEAD;
-        let entry = Entry {
-            key,
-            tick: 0,
-            state: KeyState {
-                data: Vec::with_capacity(
-                    INITIAL_PANES.min(self.query.window.panes() as usize + 1) * self.stride,
-                ),
-                ..KeyState::new()
-            },
-        };
+        let entry = Entry { key, tick: 0, state: KeyState::new() };
         let slot = match self.free.pop() {
             Some(slot) => {
                 self.slab[slot as usize] = entry;
@@ -428,7 +448,7 @@ impl WindowAggregate {
         let entry = &mut self.slab[slot];
         entry.tick = tick;
         let s = &mut entry.state;
-        let before = s.data.len();
+        let before = s.heap_bytes();
         let p = ts.div_euclid(slide);
         let lo = p - panes + 1;
         let merged = &mut self.merged;
@@ -478,7 +498,7 @@ impl WindowAggregate {
                 let pos = (0..visible).find(|&j| index(&s.data, j) >= p).unwrap_or(visible);
                 if pos == visible || index(&s.data, pos) != p {
                     let at = pos * stride;
-                    s.data.splice(at..at, std::iter::repeat_n(0.0, stride));
+                    s.data.insert_many(at, std::iter::repeat_n(0.0, stride));
                     s.data[at] = p as f64;
                 }
                 add_to_pane(&self.accumulators, &mut s.data[pos * stride..(pos + 1) * stride], values);
@@ -486,7 +506,7 @@ impl WindowAggregate {
                 self.dropped_late += 1;
             }
         }
-        let after = s.data.len();
+        let after = s.heap_bytes();
         let rows = merged[1];
         for (o, (f, c)) in out.iter_mut().zip(&self.plan) {
             *o = match c {
@@ -494,7 +514,7 @@ impl WindowAggregate {
                 None => Some(rows),
             };
         }
-        self.bytes = self.bytes + (after * 8) as u64 - (before * 8) as u64;
+        self.bytes = self.bytes + after - before;
         if self.bytes > self.max_bytes && !self.evicting {
             self.evicting = true;
             self.compact();
