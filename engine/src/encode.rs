@@ -82,14 +82,9 @@ impl BatchEncoder {
     #[inline]
     pub fn encode(&self, encoder: &mut FeatureEncoder, r: usize, out: &mut Vec<Feature>) {
         out.clear();
-        let standardize = encoder.standardize();
         for (i, col) in self.columns.iter().enumerate() {
             match col {
-                Column::Numeric(a) if a.is_valid(r) => {
-                    let x = a.value(r);
-                    let stats = encoder.observe(i, x);
-                    out.push(encoder.plan().numeric(i, x, stats, standardize));
-                }
+                Column::Numeric(a) if a.is_valid(r) => out.push(encoder.encode_numeric(i, a.value(r))),
                 Column::CategoricalText(a) if a.is_valid(r) => {
                     out.push(encoder.plan().categorical(i, a.value(r).as_bytes()));
                 }

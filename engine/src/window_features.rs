@@ -352,13 +352,7 @@ impl WindowFeatures {
         // On a source thread the outputs are columns of the batch by now; the stage checked
         // them against the events' own columns.
         if !self.on_source() {
-            for name in &self.names {
-                if batch.schema().index_of(name).is_ok() {
-                    return Err(EngineError::Input(format!(
-                        "aggregate output `{name}` has the name of an events column; rename it with AS"
-                    )));
-                }
-            }
+            check_output_names(&self.names, &batch.schema()).map_err(EngineError::Input)?;
         }
         for name in outputs {
             let j = self.names.iter().position(|n| n == &name).expect("split_names returns known outputs");
@@ -445,14 +439,10 @@ impl WindowFeatures {
     pub fn encode(&self, encoder: &mut FeatureEncoder, r: usize, out: &mut Vec<Feature>) {
         let n_out = self.names.len();
         let row = &self.values[(r - self.from) * n_out..(r - self.from + 1) * n_out];
-        let standardize = encoder.standardize();
         for (f, value) in self.feature_index.iter().zip(row) {
             let Some(f) = *f else { continue };
             match *value {
-                Some(x) if x.is_finite() => {
-                    let stats = encoder.observe(f, x);
-                    out.push(encoder.plan().numeric(f, x, stats, standardize));
-                }
+                Some(x) if x.is_finite() => out.push(encoder.encode_numeric(f, x)),
                 _ => encoder.plan().missing(f, out),
             }
         }
@@ -537,18 +527,25 @@ impl AggregateStage {
                 return Ok(o.clone());
             }
         }
+        check_output_names(&self.names, input)?;
         let mut fields: Vec<Field> = input.fields().iter().map(|f| f.as_ref().clone()).collect();
         for name in &self.names {
-            if input.index_of(name).is_ok() {
-                return Err(format!(
-                    "aggregate output `{name}` has the name of an events column; rename it with AS"
-                ));
-            }
             fields.push(Field::new(name, DataType::Float64, true));
         }
         let output = Arc::new(Schema::new_with_metadata(fields, input.metadata().clone()));
         self.schema = Some((input.clone(), output.clone()));
         Ok(output)
+    }
+}
+
+/// Fails when an aggregate output has the name of one of the events' columns: the model could
+/// not tell them apart.
+fn check_output_names(names: &[String], events: &Schema) -> Result<(), String> {
+    match names.iter().find(|n| events.index_of(n).is_ok()) {
+        Some(name) => {
+            Err(format!("aggregate output `{name}` has the name of an events column; rename it with AS"))
+        }
+        None => Ok(()),
     }
 }
 

@@ -179,8 +179,7 @@ fn encode(c: &mut Criterion) {
                 for row in raw.chunks_exact(d) {
                     out.clear();
                     for (i, &x) in row.iter().enumerate() {
-                        let stats = encoder.observe(i, black_box(x));
-                        out.push(encoder.plan().numeric(i, x, stats, true));
+                        out.push(encoder.encode_numeric(i, black_box(x)));
                     }
                     sum += out[0].value;
                 }

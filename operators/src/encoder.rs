@@ -5,7 +5,9 @@
 //! learns from exactly the row it scored. [`FeatureEncoder::frozen`] freezes the statistics
 //! into the `Encoding` a snapshot carries, which the scorer then applies unchanged.
 
-use eddy_scorer::encoding::{Encoding, EncodingPlan, FeatureKind, FeatureSpec, NumericStats, MIN_STD};
+use eddy_scorer::encoding::{
+    Encoding, EncodingPlan, Feature, FeatureKind, FeatureSpec, NumericStats, MIN_STD,
+};
 use serde::{Deserialize, Serialize};
 
 /// How events become model inputs.
@@ -106,11 +108,6 @@ impl FeatureEncoder {
         self.encoding.dim()
     }
 
-    /// Whether numeric features are standardised.
-    pub fn standardize(&self) -> bool {
-        self.encoding.standardize
-    }
-
     /// Updates the statistics of numeric feature `i` with `x` and returns the statistics to
     /// encode `x` with.
     #[inline]
@@ -118,6 +115,14 @@ impl FeatureEncoder {
         let s = &mut self.stats[i];
         s.update(x);
         s.frozen()
+    }
+
+    /// Observes `x` for numeric feature `i` and encodes it with the statistics that include it:
+    /// what the engine does for every numeric value of an event.
+    #[inline]
+    pub fn encode_numeric(&mut self, i: usize, x: f64) -> Feature {
+        let stats = self.observe(i, x);
+        self.plan.numeric(i, x, stats, self.encoding.standardize)
     }
 
     /// Current statistics of feature `i` without updating them.
