@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use eddy_engine::checkpoint::{fingerprint, CheckpointStore};
+use eddy_engine::checkpoint::{CheckpointStore, FORMAT_VERSION};
 use eddy_engine::pipeline::{Pipeline, RunControl, SinkBinding};
 use eddy_engine::record::StreamRole;
 use eddy_engine::sink::SinkInput;
@@ -98,7 +98,7 @@ fn execute(config: &PipelineConfig, args: &RunArgs) -> Result<(), Box<dyn std::e
 
     if let Some(cp) = &config.checkpoint {
         let spec = pipeline.spec();
-        let mut store = CheckpointStore::open(&cp.dir, fingerprint(spec), cp.keep)?;
+        let mut store = CheckpointStore::open(&cp.dir, spec.fingerprint(FORMAT_VERSION), cp.keep)?;
         if args.fresh {
             if let Some(aside) = store.discard_all()? {
                 eprintln!("--fresh: previous checkpoints moved to {}", aside.display());

@@ -22,8 +22,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::xxh3_64;
 
+pub use crate::error::CheckpointError;
 use crate::merge::MergerState;
-use crate::recovery::EngineState;
+use crate::state::EngineState;
 use crate::units::ConfigDuration;
 
 /// How many events pass between two readings of the clock for `interval`.
@@ -118,40 +119,6 @@ impl Checkpoint<'_> {
     pub fn sink_position(&self, name: &str) -> Option<Option<u64>> {
         self.sinks.iter().find(|(n, _)| n == name).map(|(_, p)| *p)
     }
-}
-
-/// Why a checkpoint could not be read or written.
-#[derive(Debug, thiserror::Error)]
-pub enum CheckpointError {
-    /// A file system operation failed.
-    #[error("checkpoint {path}: {action}: {source}")]
-    Io {
-        /// What was being done.
-        action: &'static str,
-        /// The file or directory.
-        path: PathBuf,
-        /// The error.
-        source: std::io::Error,
-    },
-    /// The file is damaged.
-    #[error("checkpoint {path} is corrupt ({why}); restore an intact checkpoint, or start fresh with `--fresh` (which moves the state directory's checkpoints aside)")]
-    Corrupt {
-        /// The file.
-        path: PathBuf,
-        /// What is wrong.
-        why: String,
-    },
-    /// The file was written by another format version or another pipeline configuration.
-    #[error("checkpoint {path} is incompatible: {why}; run with the configuration that wrote it, or start fresh with `--fresh` (which moves the state directory's checkpoints aside)")]
-    Incompatible {
-        /// The file.
-        path: PathBuf,
-        /// What differs.
-        why: String,
-    },
-    /// The state could not be encoded (a bug).
-    #[error("cannot encode the checkpoint: {0}")]
-    Encode(String),
 }
 
 /// The checkpoint files of one pipeline. See the module docs.
@@ -422,21 +389,6 @@ impl Checkpointer {
         self.metrics.bytes.set(bytes as f64);
         self.metrics.last_unix.set(now_ms() as f64 / 1000.0);
     }
-}
-
-/// Fingerprint of a pipeline configuration: checkpoints are only restored into the
-/// configuration that wrote them, since state shaped by one configuration (feature encoding,
-/// slots, detectors, windows) means nothing under another.
-///
-/// Settings that do not shape state (sink paths, the metrics endpoint, the checkpoint cadence)
-/// are not part of the spec, and the config file's own hash is left out, so changing them
-/// between restarts is fine.
-pub fn fingerprint(spec: &crate::pipeline::PipelineSpec) -> u64 {
-    let mut spec = spec.clone();
-    if let Some(r) = &mut spec.registry {
-        r.config_hash.clear();
-    }
-    xxh3_64(format!("{FORMAT_VERSION}{spec:?}").as_bytes())
 }
 
 /// Unix milliseconds now.

@@ -5,8 +5,14 @@ use eddy_operators::drift::{DriftDetector, DriftDetectorConfig, DriftState};
 use eddy_scorer::model::ModelKind;
 use serde::{Deserialize, Serialize};
 
+use crate::feature_stats::WindowStat;
 use crate::metrics::{DetectorMetrics, MetricsFactory};
 use crate::summary::DriftRecord;
+
+/// Why a drift input cannot be resolved (reported as `drift.NAME.input: …`).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{0}")]
+pub struct DriftInputError(String);
 
 /// `[drift.NAME]`: what a detector watches and how.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -38,8 +44,8 @@ pub enum DriftInput {
         window: String,
         /// The feature.
         feature: String,
-        /// `mean`, `std`, `min`, `max` or `count`.
-        stat: String,
+        /// The statistic.
+        stat: WindowStat,
     },
 }
 
@@ -76,40 +82,29 @@ impl DriftMonitorConfig {
         slots: &[String],
         windows: &[String],
         task: ModelKind,
-    ) -> Result<DriftInput, String> {
+    ) -> Result<DriftInput, DriftInputError> {
+        let err = |m: String| Err(DriftInputError(m));
         if let Some(rest) = self.input.strip_prefix("window.") {
             let parts: Vec<&str> = rest.splitn(2, '.').collect();
             let (window, rest) = match parts.as_slice() {
                 [w, r] => (*w, *r),
-                _ => {
-                    return Err(
-                        "a window input is `window.WINDOW.FEATURE.STAT`, e.g. `window.minute.x0.mean`".into(),
-                    )
-                }
+                _ => return err(WINDOW_FORM.into()),
             };
             if !windows.iter().any(|w| w == window) {
-                return Err(format!("no [windows.{window}] section; windows: {}", windows.join(", ")));
+                return err(format!("no [windows.{window}] section; windows: {}", windows.join(", ")));
             }
-            let Some((feature, stat)) = rest.rsplit_once('.') else {
-                return Err(
-                    "a window input is `window.WINDOW.FEATURE.STAT`, e.g. `window.minute.x0.mean`".into()
-                );
+            let Some((feature, name)) = rest.rsplit_once('.') else {
+                return err(WINDOW_FORM.into());
             };
-            if !crate::feature_stats::WINDOW_STATS.contains(&stat) {
-                return Err(format!(
-                    "unknown window statistic `{stat}`; allowed: {}",
-                    crate::feature_stats::WINDOW_STATS.join(", ")
-                ));
-            }
-            return Ok(DriftInput::Window {
-                window: window.into(),
-                feature: feature.into(),
-                stat: stat.into(),
-            });
+            let Some(stat) = WindowStat::parse(name) else {
+                let allowed: Vec<&str> = WindowStat::ALL.iter().map(|s| s.as_str()).collect();
+                return err(format!("unknown window statistic `{name}`; allowed: {}", allowed.join(", ")));
+            };
+            return Ok(DriftInput::Window { window: window.into(), feature: feature.into(), stat });
         }
         if let Some(feature) = self.input.strip_prefix("feature.") {
             if feature.is_empty() {
-                return Err("`feature.` needs a feature name, e.g. `feature.x0`".into());
+                return err("`feature.` needs a feature name, e.g. `feature.x0`".into());
             }
             return Ok(DriftInput::Feature(feature.to_string()));
         }
@@ -120,7 +115,7 @@ impl DriftMonitorConfig {
                     "error" | "absolute_error" => ErrorKind::Absolute,
                     "squared_error" => ErrorKind::Squared,
                     other => {
-                        return Err(format!(
+                        return err(format!(
                             "unknown input `{other}` of slot `{slot}`; allowed: error, absolute_error, squared_error"
                         ))
                     }
@@ -128,13 +123,15 @@ impl DriftMonitorConfig {
                 return Ok(DriftInput::SlotError { slot: i, error });
             }
         }
-        Err(format!(
+        err(format!(
             "unknown drift input `{}`; allowed: {}, feature.NAME or window.WINDOW.FEATURE.STAT",
             self.input,
             slots.iter().map(|s| format!("{s}.error")).collect::<Vec<_>>().join(", ")
         ))
     }
 }
+
+const WINDOW_FORM: &str = "a window input is `window.WINDOW.FEATURE.STAT`, e.g. `window.minute.x0.mean`";
 
 /// A live monitor.
 pub struct DriftMonitor {
@@ -160,8 +157,8 @@ impl DriftMonitor {
         config: &DriftMonitorConfig,
         input: DriftInput,
         metrics: &MetricsFactory,
-    ) -> Result<Self, String> {
-        let detector = config.detector.try_build().map_err(|e| e.to_string())?;
+    ) -> Result<Self, eddy_operators::drift::DriftConfigError> {
+        let detector = config.detector.try_build()?;
         Ok(DriftMonitor {
             name: name.to_string(),
             input_name: config.input.clone(),

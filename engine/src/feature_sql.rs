@@ -22,11 +22,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::EngineError;
 use crate::metrics::MetricsFactory;
-use crate::pipeline::PipelineSpec;
 use crate::record::{DeadLetter, SourceBatch, StreamRole};
 use crate::source::{SourceError, StreamSpec};
 use crate::units::ConfigSize;
-use crate::window_features::WindowFeatures;
 
 /// Dead-letter reason of rows a feature expression failed on.
 pub const DEAD_LETTER_REASON: &str = "feature_sql";
@@ -161,10 +159,14 @@ impl FeatureStage {
     ///
     /// # Errors
     /// When the query does not plan (what `eddy validate` reports).
-    pub fn new(spec: &PipelineSpec, factory: &MetricsFactory) -> Result<Option<Self>, EngineError> {
-        let Some(sql) = &spec.feature_sql.sql else { return Ok(None) };
-        let query = FeatureQuery::plan(sql, &events_schema(&spec.events))
-            .map_err(|e| EngineError::Input(format!("features.sql: {e}")))?;
+    pub fn new(
+        config: &FeaturesConfig,
+        events: &StreamSpec,
+        factory: &MetricsFactory,
+    ) -> Result<Option<Self>, EngineError> {
+        let Some(sql) = &config.sql else { return Ok(None) };
+        let query = FeatureQuery::plan(sql, &events_schema(events))
+            .map_err(|e| EngineError::config("features.sql", e))?;
         Ok(Some(FeatureStage {
             query,
             checked: AtomicBool::new(false),
@@ -297,14 +299,15 @@ pub struct FeatureSqlSummary {
 
 impl FeatureSqlSummary {
     /// The summary of a run's feature SQL (`None` when none was configured).
-    pub fn of(stage: Option<&FeatureStage>, windows: Option<&WindowFeatures>) -> Option<Self> {
-        if stage.is_none() && windows.is_none() {
+    /// `aggregates` are the windowed aggregates' summaries, when any are configured.
+    pub fn of(stage: Option<&FeatureStage>, aggregates: Option<Vec<AggregateSummary>>) -> Option<Self> {
+        if stage.is_none() && aggregates.is_none() {
             return None;
         }
         Some(FeatureSqlSummary {
             filtered: stage.map_or(0, |s| s.filtered()),
             failed: stage.map_or(0, |s| s.failed()),
-            aggregates: windows.map(|w| w.summaries()).unwrap_or_default(),
+            aggregates: aggregates.unwrap_or_default(),
         })
     }
 }

@@ -18,6 +18,7 @@ use metrics::Gauge;
 use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::xxh3_64;
 
+use crate::error::{CheckpointError, EngineError};
 use crate::metrics::MetricsFactory;
 use crate::summary::DriftRecord;
 
@@ -67,18 +68,53 @@ pub struct ReferenceDriftSection {
     pub settings: ReferenceDriftConfig,
 }
 
-/// Names of the statistics a drift monitor can watch.
-pub const WINDOW_STATS: [&str; 5] = ["mean", "std", "min", "max", "count"];
+/// A statistic of a feature's closed window that a drift monitor can watch
+/// (`window.WINDOW.FEATURE.STAT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WindowStat {
+    /// Mean of the window's values.
+    Mean,
+    /// Standard deviation.
+    Std,
+    /// Minimum.
+    Min,
+    /// Maximum.
+    Max,
+    /// Number of values.
+    Count,
+}
 
-fn stat(r: &WindowResult, name: &str) -> Option<f64> {
-    let s = &r.stats;
-    match name {
-        "mean" => Some(s.mean),
-        "std" => Some(s.std),
-        "min" => Some(s.min),
-        "max" => Some(s.max),
-        "count" => Some(s.count as f64),
-        _ => None,
+impl WindowStat {
+    /// Every statistic, in the order error messages list them.
+    pub const ALL: [WindowStat; 5] =
+        [WindowStat::Mean, WindowStat::Std, WindowStat::Min, WindowStat::Max, WindowStat::Count];
+
+    /// The name used in drift inputs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WindowStat::Mean => "mean",
+            WindowStat::Std => "std",
+            WindowStat::Min => "min",
+            WindowStat::Max => "max",
+            WindowStat::Count => "count",
+        }
+    }
+
+    /// The statistic named `name`, if any.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+
+    /// Its value for a closed window.
+    pub fn of(self, r: &WindowResult) -> f64 {
+        let s = &r.stats;
+        match self {
+            WindowStat::Mean => s.mean,
+            WindowStat::Std => s.std,
+            WindowStat::Min => s.min,
+            WindowStat::Max => s.max,
+            WindowStat::Count => s.count as f64,
+        }
     }
 }
 
@@ -188,16 +224,19 @@ impl FeatureMonitors {
         reference: Option<&ReferenceDriftSection>,
         numeric: &[String],
         factory: &MetricsFactory,
-    ) -> Result<Self, String> {
-        let pick = |listed: &Option<Vec<String>>, what: &str| -> Result<Vec<String>, String> {
+    ) -> Result<Self, EngineError> {
+        let pick = |listed: &Option<Vec<String>>, what: &str| -> Result<Vec<String>, EngineError> {
             match listed {
                 None => Ok(numeric.to_vec()),
                 Some(l) => {
                     for f in l {
                         if !numeric.contains(f) {
-                            return Err(format!(
-                                "{what}: `{f}` is not a numeric feature of the model (numeric features: {})",
-                                numeric.join(", ")
+                            return Err(EngineError::config(
+                                what,
+                                format!(
+                                    "`{f}` is not a numeric feature of the model (numeric features: {})",
+                                    numeric.join(", ")
+                                ),
                             ));
                         }
                     }
@@ -209,9 +248,9 @@ impl FeatureMonitors {
         for (name, config) in windows {
             for feature in pick(&config.features, &format!("windows.{name}.features"))? {
                 let stats = WindowedStats::new(config.stats.clone()).map_err(|errors| {
-                    format!(
-                        "windows.{name}.stats: {}",
-                        errors.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; ")
+                    EngineError::config(
+                        format!("windows.{name}.stats"),
+                        errors.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "),
                     )
                 })?;
                 let labels: [(&'static str, &str); 2] = [("window", name), ("feature", &feature)];
@@ -235,9 +274,9 @@ impl FeatureMonitors {
         if let Some(r) = reference {
             for feature in pick(&r.features, "reference_drift.features")? {
                 let drift = ReferenceDrift::new(r.settings.clone()).map_err(|errors| {
-                    format!(
-                        "reference_drift.settings: {}",
-                        errors.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; ")
+                    EngineError::config(
+                        "reference_drift.settings",
+                        errors.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "),
                     )
                 })?;
                 let l: [(&'static str, &str); 1] = [("feature", &feature)];
@@ -275,9 +314,11 @@ impl FeatureMonitors {
     ///
     /// # Errors
     /// When the state has another number of windows or references.
-    pub fn restore(&mut self, state: FeatureMonitorsState) -> Result<(), String> {
+    pub fn restore(&mut self, state: FeatureMonitorsState) -> Result<(), CheckpointError> {
         if state.windows.len() != self.windows.len() || state.references.len() != self.references.len() {
-            return Err("the checkpoint's feature windows do not match the configuration".into());
+            return Err(CheckpointError::Restore(
+                "the checkpoint's feature windows do not match the configuration".into(),
+            ));
         }
         for (w, s) in self.windows.iter_mut().zip(state.windows) {
             w.stats = s.stats;
@@ -431,11 +472,6 @@ impl FeatureMonitors {
         }
         self.advance(i64::MAX)
     }
-}
-
-/// The statistic `stat` of a closed window, for drift monitors.
-pub fn window_stat(r: &WindowResult, name: &str) -> Option<f64> {
-    stat(r, name)
 }
 
 enum KeyColumn<'a> {

@@ -25,6 +25,7 @@ use arrow_array::types::Int64Type;
 use arrow_buffer::ScalarBuffer;
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 
+use crate::error::CheckpointError;
 use crate::record::{DeadLetter, SourceBatch, StreamRole};
 use crate::source::{SourceError, SourcePosition};
 
@@ -191,7 +192,7 @@ impl StreamMerger {
     ///
     /// # Errors
     /// When a batch cannot be encoded (which would be a bug).
-    pub fn snapshot(&self) -> Result<MergerState, String> {
+    pub fn snapshot(&self) -> Result<MergerState, CheckpointError> {
         let mut inputs = Vec::with_capacity(self.inputs.len());
         for s in &self.inputs {
             let mut queued = Vec::new();
@@ -220,11 +221,13 @@ impl StreamMerger {
     ///
     /// # Errors
     /// When the snapshot's sources are not this merger's, or a batch cannot be decoded.
-    pub fn restore(&mut self, state: MergerState) -> Result<(), String> {
+    pub fn restore(&mut self, state: MergerState) -> Result<(), CheckpointError> {
         let names: Vec<&str> = self.inputs.iter().map(|s| s.input.name.as_str()).collect();
         let saved: Vec<&str> = state.inputs.iter().map(|s| s.name.as_str()).collect();
         if names != saved {
-            return Err(format!("the checkpoint has sources {saved:?} but the pipeline has {names:?}"));
+            return Err(CheckpointError::Restore(format!(
+                "the checkpoint has sources {saved:?} but the pipeline has {names:?}"
+            )));
         }
         for (s, snap) in self.inputs.iter_mut().zip(state.inputs) {
             s.position = snap.position;
@@ -236,7 +239,10 @@ impl StreamMerger {
                     .and_then(|c| c.as_primitive_opt::<Int64Type>())
                     .map(|a| a.values().clone())
                     .ok_or_else(|| {
-                        format!("checkpointed batch of `{}` lacks its time column `{col}`", snap.name)
+                        CheckpointError::Restore(format!(
+                            "checkpointed batch of `{}` lacks its time column `{col}`",
+                            snap.name
+                        ))
                     })?;
                 let id = self.next_id;
                 self.next_id += 1;
@@ -414,22 +420,20 @@ pub struct QueuedBatch {
     pub offsets: Vec<u64>,
 }
 
-fn encode_ipc(batch: &arrow_array::RecordBatch) -> Result<Vec<u8>, String> {
+fn encode_ipc(batch: &arrow_array::RecordBatch) -> Result<Vec<u8>, CheckpointError> {
+    let encode = |e: arrow_schema::ArrowError| CheckpointError::Encode(format!("queued batch: {e}"));
     let mut out = Vec::new();
-    let mut w =
-        arrow_ipc::writer::StreamWriter::try_new(&mut out, &batch.schema()).map_err(|e| e.to_string())?;
-    w.write(batch).map_err(|e| e.to_string())?;
-    w.finish().map_err(|e| e.to_string())?;
+    let mut w = arrow_ipc::writer::StreamWriter::try_new(&mut out, &batch.schema()).map_err(encode)?;
+    w.write(batch).map_err(encode)?;
+    w.finish().map_err(encode)?;
     drop(w);
     Ok(out)
 }
 
-fn decode_ipc(bytes: &[u8]) -> Result<arrow_array::RecordBatch, String> {
-    let mut r = arrow_ipc::reader::StreamReader::try_new(std::io::Cursor::new(bytes), None)
-        .map_err(|e| format!("checkpointed batch: {e}"))?;
-    r.next()
-        .ok_or_else(|| "checkpointed batch: empty stream".to_string())?
-        .map_err(|e| format!("checkpointed batch: {e}"))
+fn decode_ipc(bytes: &[u8]) -> Result<arrow_array::RecordBatch, CheckpointError> {
+    let bad = |e: arrow_schema::ArrowError| CheckpointError::Restore(format!("checkpointed batch: {e}"));
+    let mut r = arrow_ipc::reader::StreamReader::try_new(std::io::Cursor::new(bytes), None).map_err(bad)?;
+    r.next().ok_or_else(|| CheckpointError::Restore("checkpointed batch: empty stream".into()))?.map_err(bad)
 }
 
 #[cfg(test)]
@@ -531,7 +535,7 @@ mod tests {
             Duration::from_millis(10),
         );
         let mut other = other;
-        assert!(other.restore(state).unwrap_err().contains("sources"));
+        assert!(other.restore(state).unwrap_err().to_string().contains("sources"));
     }
 
     /// A checkpoint with the aggregates on a source thread takes every batch they computed,

@@ -233,6 +233,56 @@ impl EngineMetrics {
     }
 }
 
+/// The continuous-training series.
+pub struct RetrainMetrics {
+    promoted: Counter,
+    superseded: Counter,
+    failed: Counter,
+    pub(crate) skipped_busy: Counter,
+    pub(crate) skipped_cooldown: Counter,
+    pub(crate) duration: Histogram,
+    pub(crate) buffer_examples: Gauge,
+    pub(crate) buffer_bytes: Gauge,
+    factory: MetricsFactory,
+}
+
+impl RetrainMetrics {
+    /// Registers the continuous-training series.
+    pub fn new(f: &MetricsFactory) -> Self {
+        let outcome = |o: &str| f.counter("eddy_retrain_outcomes_total", &[("outcome", o)]);
+        RetrainMetrics {
+            promoted: outcome("promoted"),
+            superseded: outcome("superseded"),
+            failed: outcome("failed"),
+            skipped_busy: f.counter("eddy_retrain_skipped_total", &[("reason", "in_flight")]),
+            skipped_cooldown: f.counter("eddy_retrain_skipped_total", &[("reason", "cooldown")]),
+            duration: f.histogram("eddy_retrain_duration_seconds", &[]),
+            buffer_examples: f.gauge("eddy_training_buffer_examples", &[]),
+            buffer_bytes: f.gauge("eddy_training_buffer_bytes", &[]),
+            factory: f.clone(),
+        }
+    }
+
+    /// Counts a retrain reaching a final outcome (`rejected` is only known when the run ends,
+    /// and is reported in the summary).
+    pub fn count(&self, outcome: crate::retrain::RetrainOutcome) {
+        use crate::retrain::RetrainOutcome;
+        match outcome {
+            RetrainOutcome::Promoted => self.promoted.increment(1),
+            RetrainOutcome::Superseded => self.superseded.increment(1),
+            RetrainOutcome::Failed => self.failed.increment(1),
+            RetrainOutcome::Pending | RetrainOutcome::Rejected => {}
+        }
+    }
+
+    /// Counts a trigger acted on.
+    pub fn triggered(&self, trigger: &crate::retrain::RetrainTrigger) {
+        self.factory
+            .counter("eddy_retrain_triggers_total", &[("trigger", &trigger.to_string())])
+            .increment(1);
+    }
+}
+
 /// One slot's series.
 pub struct SlotMetricsHandles {
     pub(crate) labels: Counter,

@@ -2,8 +2,9 @@
 //! evaluator and the sinks together.
 //!
 //! Threads: one per source (read + decode + validate), one per sink, one for dead letters, and
-//! the engine thread that runs the hot loop (`dataflow.rs`, with the models' life cycle in
-//! `model_lifecycle.rs`). This file wires them up. They talk over bounded crossbeam channels,
+//! the engine thread that runs the hot loop (`engine.rs`, whose state lives in its parts:
+//! `counters.rs`, `label_join.rs`, `models.rs`, `monitors.rs`, `window_features.rs`). This
+//! file wires them up. They talk over bounded crossbeam channels,
 //! so a slow sink slows the engine and a slow engine slows the sources — backpressure, never
 //! unbounded queues. The hot loop is synchronous and allocation-free per row.
 //!
@@ -12,7 +13,7 @@
 //! *earlier* prediction in its evaluator (prequential), then let each slot learn.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -20,101 +21,23 @@ use std::time::{Duration, Instant};
 use arrow_array::{ArrayRef, RecordBatch, StringArray};
 use arrow_schema::{DataType, Field, Schema};
 use crossbeam_channel::{bounded, Receiver, Sender};
-use eddy_operators::encoder::EncodingConfig;
-use eddy_scorer::model::ModelKind;
+use eddy_scorer::registry::ModelRegistry;
 
 use crate::checkpoint::{Checkpoint, CheckpointConfig, CheckpointStore, Checkpointer};
-use crate::dataflow::{DeadLetterMessage, Engine};
-use crate::drift::DriftMonitorConfig;
-use crate::error::EngineError;
-use crate::evaluator::EvaluationConfig;
-use crate::feature_stats::{FeatureWindowConfig, ReferenceDriftSection};
-use crate::label_join::JoinConfig;
+pub use crate::control::RunControl;
+use crate::engine::{DeadLetterMessage, Engine, Outputs};
+use crate::error::{CheckpointError, EngineError};
 use crate::merge::{MergeInput, SourceMessage, StreamMerger};
 use crate::metrics::{MetricsFactory, SharedRecorder};
-use crate::promotion::PromotionConfig;
 use crate::record::{DeadLetter, StreamRole};
-use crate::retrain::{ManualTrigger, RetrainConfig};
 use crate::sink::{Sink, SinkError, SinkInput, SinkMessage, SinkResume};
-use crate::slot::SlotSpec;
-use crate::source::{Poll, Source, SourceContext, SourcePosition, StreamSpec};
+use crate::source::{Poll, Source, SourceContext, SourcePosition};
+pub use crate::spec::{PipelineSpec, RegistrySpec};
 use crate::summary::RunSummary;
 use crate::window_features::WindowFeatures;
-use eddy_scorer::registry::ModelRegistry;
 
 /// Batches in flight per channel.
 const CHANNEL_DEPTH: usize = 8;
-
-/// The resolved, validated description of a pipeline (built from the config by the binary).
-#[derive(Debug, Clone)]
-pub struct PipelineSpec {
-    /// Pipeline name (used in metrics and the registry).
-    pub name: String,
-    /// Decoding spec of events.
-    pub events: StreamSpec,
-    /// Decoding spec of labels (its `label` is set).
-    pub labels: StreamSpec,
-    /// Names of the model's features; `None` means every event field but the key and time.
-    /// Kinds come from `events.declared`, else from the decoded type of the first batch.
-    pub features: Option<Vec<String>>,
-    /// Fields never used as features.
-    pub exclude: Vec<String>,
-    /// Classification (logistic) or regression (linear).
-    pub task: ModelKind,
-    /// Feature encoding.
-    pub encoding: EncodingConfig,
-    /// Seed of everything random (feature hashing).
-    pub seed: u64,
-    /// Model slots; the first is the champion.
-    pub slots: Vec<SlotSpec>,
-    /// Label join.
-    pub join: JoinConfig,
-    /// Evaluator.
-    pub evaluation: EvaluationConfig,
-    /// Rows per source batch.
-    pub batch_size: usize,
-    /// How long an unbounded source may be silent before the merge goes on without it.
-    pub idle_timeout: Duration,
-    /// Drift monitors by name.
-    pub drift: Vec<(String, DriftMonitorConfig)>,
-    /// Windowed feature statistics by name.
-    pub windows: Vec<(String, FeatureWindowConfig)>,
-    /// Feature drift against a reference.
-    pub reference_drift: Option<ReferenceDriftSection>,
-    /// Where and how often models are published; `None` publishes nothing.
-    pub registry: Option<RegistrySpec>,
-    /// When shadows replace the champion; `None` never promotes.
-    pub promotion: Option<PromotionConfig>,
-    /// Full retrains into a shadow slot; `None` never retrains.
-    pub retrain: Option<RetrainConfig>,
-    /// Feature SQL and windowed aggregates (`[features]`).
-    pub feature_sql: crate::feature_sql::FeaturesConfig,
-}
-
-/// Resolved registry settings.
-#[derive(Debug, Clone)]
-pub struct RegistrySpec {
-    /// Registry directory.
-    pub dir: std::path::PathBuf,
-    /// Publish the champion every this many label updates.
-    pub every_updates: Option<u64>,
-    /// ... and at least this often (wall clock).
-    pub interval: Option<Duration>,
-    /// Hash of the config, recorded in manifests.
-    pub config_hash: String,
-}
-
-/// Shared run controls: a stop flag (set by signal handlers) and live counters for progress
-/// reporting.
-#[derive(Debug, Clone, Default)]
-pub struct RunControl {
-    /// Set to ask the pipeline to stop reading, drain and finish.
-    pub stop: Arc<AtomicBool>,
-    /// Events processed so far.
-    pub events: Arc<AtomicU64>,
-    /// Manual retrain requests (from the admin endpoint).
-    pub manual_retrain: ManualTrigger,
-}
 
 /// A sink attached to one output stream.
 pub struct SinkBinding {
@@ -160,11 +83,10 @@ impl Pipeline {
         if let Some(cp) = &restore {
             checkpointer.resume_from(cp.engine.events());
             if let Some(r) = &self.spec.registry {
-                let registry = ModelRegistry::open(&r.dir)
-                    .map_err(|e| EngineError::Input(format!("model registry {}: {e}", r.dir.display())))?;
+                let registry = ModelRegistry::open(&r.dir).map_err(|e| EngineError::registry(&r.dir, e))?;
                 let withdrawn = registry
                     .rewind(cp.engine.next_version() - 1, cp.registry_current, "restored from a checkpoint")
-                    .map_err(|e| EngineError::Input(format!("model registry {}: {e}", r.dir.display())))?;
+                    .map_err(|e| EngineError::registry(&r.dir, e))?;
                 if !withdrawn.is_empty() {
                     tracing::info!(?withdrawn, "versions published after the checkpoint were withdrawn; they are published again as the run catches up");
                 }
@@ -232,20 +154,19 @@ impl Pipeline {
         let (dead_letter_tx, dead_letter_rx) = bounded::<DeadLetterMessage>(64);
         let sink_count = sinks.len();
         // Feature SQL is planned before any thread starts; it runs on the source threads.
-        let feature_stage = crate::feature_sql::FeatureStage::new(&spec, &metrics)?.map(Arc::new);
+        let feature_stage =
+            crate::feature_sql::FeatureStage::new(&spec.feature_sql, &spec.events, &metrics)?.map(Arc::new);
         // The windowed aggregates run on the thread of the events source when there is only
         // one (see `window_features.rs`), so their state is restored before it starts.
-        let mut windows = WindowFeatures::new(&spec, &metrics)?;
+        let mut windows = WindowFeatures::new(&spec.feature_sql, &spec.events.time, &metrics)?;
         match (&mut windows, restored.as_mut().map(|cp| cp.engine.take_aggregates())) {
             (_, None) | (None, Some(None)) => {}
-            (Some(w), Some(Some(state))) => w
-                .restore(state)
-                .map_err(|e| EngineError::Input(format!("cannot restore the checkpoint: {e}")))?,
+            (Some(w), Some(Some(state))) => w.restore(state)?,
             _ => {
-                return Err(EngineError::Input(
-                    "cannot restore the checkpoint: its windowed aggregates do not match the configuration"
-                        .into(),
-                ))
+                return Err(CheckpointError::Restore(
+                    "its windowed aggregates do not match the configuration".into(),
+                )
+                .into())
             }
         }
         let event_sources = sources.iter().filter(|(_, s)| s.roles().contains(&StreamRole::Events)).count();
@@ -360,26 +281,21 @@ impl Pipeline {
         let mut merger = StreamMerger::new(inputs, &spec.events.time, &spec.labels.time, spec.idle_timeout);
         let predictions = outputs.remove(&SinkInput::Predictions).unwrap_or_default();
         let drift_outputs = outputs.remove(&SinkInput::Drift).unwrap_or_default();
-        let prepared = Engine::new(
-            &spec,
-            control.clone(),
-            predictions,
-            drift_outputs,
-            dead_letter_tx,
-            windows,
-            &metrics,
-        )
-        .and_then(|mut engine| {
-            engine.checkpointing = checkpoints.is_some();
-            if let Some(cp) = restored {
-                merger.restore(cp.merger).map_err(EngineError::Input)?;
-                engine
-                    .restore(cp.engine)
-                    .map_err(|e| EngineError::Input(format!("cannot restore the checkpoint: {e}")))?;
-                tracing::info!(sequence = cp.sequence, events = engine.events, "restored from a checkpoint");
-            }
-            Ok(engine)
-        });
+        let engine_outputs = Outputs { predictions, drift: drift_outputs, dead_letters: dead_letter_tx };
+        let prepared =
+            Engine::new(&spec, control.clone(), engine_outputs, windows, &metrics).and_then(|mut engine| {
+                engine.set_checkpointing(checkpoints.is_some());
+                if let Some(cp) = restored {
+                    merger.restore(cp.merger)?;
+                    engine.restore(cp.engine)?;
+                    tracing::info!(
+                        sequence = cp.sequence,
+                        events = engine.events(),
+                        "restored from a checkpoint"
+                    );
+                }
+                Ok(engine)
+            });
         let mut engine = match prepared {
             Ok(e) => e,
             Err(e) => {
@@ -400,10 +316,11 @@ impl Pipeline {
             summary.checkpoint_max_seconds = c.max_seconds;
             summary.checkpoint_bytes = c.last_bytes;
         }
-        summary.feature_sql =
-            crate::feature_sql::FeatureSqlSummary::of(feature_stage.as_deref(), engine.windows.as_ref());
-        if let Some(publisher) = engine.publisher.take() {
-            let report = publisher.finish();
+        summary.feature_sql = crate::feature_sql::FeatureSqlSummary::of(
+            feature_stage.as_deref(),
+            engine.aggregates().map(|w| w.summaries()),
+        );
+        if let Some(report) = engine.close_registry() {
             summary.published_versions = report.written;
             summary.registry_errors = report.errors;
         }

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use crossbeam_channel::{bounded, Receiver};
-use eddy_operators::trainer::{build_trainer, TrainedModel, TrainerConfig, TrainingData};
+use eddy_operators::trainer::{build_trainer, TrainError, TrainedModel, TrainerConfig, TrainingData};
 use eddy_scorer::encoding::Feature;
 use eddy_scorer::model::ModelKind;
 use serde::{Deserialize, Serialize};
@@ -43,12 +43,120 @@ fn default_true() -> bool {
     true
 }
 
+/// The rolling metric a performance floor watches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FloorMetric {
+    /// Rolling accuracy (classification): triggers below the threshold.
+    Accuracy,
+    /// Rolling mean absolute error (regression): a ceiling, triggers above the threshold.
+    Mae,
+}
+
+impl FloorMetric {
+    /// The name used in configs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FloorMetric::Accuracy => "accuracy",
+            FloorMetric::Mae => "mae",
+        }
+    }
+
+    /// The metric that fits a task.
+    pub fn for_task(task: ModelKind) -> Self {
+        match task {
+            ModelKind::Logistic => FloorMetric::Accuracy,
+            ModelKind::Linear => FloorMetric::Mae,
+        }
+    }
+
+    /// Whether rolling figures `r` are past `threshold` (below for accuracy, above for MAE).
+    pub fn crossed(self, r: &crate::evaluator::SlotMetrics, threshold: f64) -> bool {
+        match self {
+            FloorMetric::Accuracy => r.accuracy.is_some_and(|a| a < threshold),
+            FloorMetric::Mae => r.mae.is_some_and(|m| m > threshold),
+        }
+    }
+}
+
+/// What started a retrain (recorded in the summary and in the retrained model's manifest as
+/// `drift:NAME`, `every_labels`, `schedule`, `schedule_wall`, `performance_floor`, `manual`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RetrainTrigger {
+    /// A detection of the named `[drift.NAME]` monitor.
+    Drift(String),
+    /// `every_labels` more labels joined.
+    EveryLabels,
+    /// `every` more event time passed.
+    Schedule,
+    /// `every_wall` more wall-clock time passed.
+    ScheduleWall,
+    /// The champion's rolling metric crossed `performance_floor`.
+    PerformanceFloor,
+    /// A request through the admin endpoint.
+    Manual,
+}
+
+impl RetrainTrigger {
+    /// The label value of `eddy_retrain_triggers_total{trigger}` (drift triggers share one).
+    pub fn label(&self) -> &str {
+        match self {
+            RetrainTrigger::Drift(_) => "drift",
+            RetrainTrigger::EveryLabels => "every_labels",
+            RetrainTrigger::Schedule => "schedule",
+            RetrainTrigger::ScheduleWall => "schedule_wall",
+            RetrainTrigger::PerformanceFloor => "performance_floor",
+            RetrainTrigger::Manual => "manual",
+        }
+    }
+}
+
+impl std::fmt::Display for RetrainTrigger {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RetrainTrigger::Drift(name) => write!(f, "drift:{name}"),
+            other => f.write_str(other.label()),
+        }
+    }
+}
+
+impl std::str::FromStr for RetrainTrigger {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            "every_labels" => RetrainTrigger::EveryLabels,
+            "schedule" => RetrainTrigger::Schedule,
+            "schedule_wall" => RetrainTrigger::ScheduleWall,
+            "performance_floor" => RetrainTrigger::PerformanceFloor,
+            "manual" => RetrainTrigger::Manual,
+            other => match other.strip_prefix("drift:") {
+                Some(name) => RetrainTrigger::Drift(name.to_string()),
+                None => return Err(format!("unknown retrain trigger `{other}`")),
+            },
+        })
+    }
+}
+
+impl Serialize for RetrainTrigger {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for RetrainTrigger {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
 /// A rolling-metric floor that triggers a retrain.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct PerformanceFloor {
     /// `accuracy` (classification) or `mae` (regression, a ceiling: triggers above it).
-    pub metric: String,
+    pub metric: FloorMetric,
     /// The threshold.
     pub threshold: f64,
 }
@@ -126,14 +234,10 @@ impl RetrainConfig {
             out.push(("triggers.every_labels", "must be at least 1".into()));
         }
         if let Some(f) = &self.triggers.performance_floor {
-            let ok = match task {
-                ModelKind::Logistic => f.metric == "accuracy",
-                ModelKind::Linear => f.metric == "mae",
-            };
-            if !ok {
+            if f.metric != FloorMetric::for_task(task) {
                 out.push((
                     "triggers.performance_floor.metric",
-                    format!("`{}`: use accuracy (classification) or mae (regression)", f.metric),
+                    format!("`{}`: use accuracy (classification) or mae (regression)", f.metric.as_str()),
                 ));
             }
         }
@@ -163,8 +267,8 @@ pub enum RetrainOutcome {
 /// One retrain, as listed in the run summary.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RetrainRecord {
-    /// What triggered it (`drift:NAME`, `every_labels`, `schedule`, `performance_floor`, `manual`).
-    pub trigger: String,
+    /// What triggered it.
+    pub trigger: RetrainTrigger,
     /// Device it ran on.
     pub device: String,
     /// Why that device.
@@ -292,7 +396,7 @@ impl TrainingBuffer {
     ///
     /// # Errors
     /// When more than `max_columns` distinct columns are used.
-    pub fn dense(&self, max_columns: usize) -> Result<DenseData, String> {
+    pub fn dense(&self, max_columns: usize) -> Result<DenseData, RetrainError> {
         let mut columns: Vec<u32> = self
             .rows
             .iter()
@@ -304,10 +408,7 @@ impl TrainingBuffer {
         columns.sort_unstable();
         columns.dedup();
         if columns.len() > max_columns {
-            return Err(format!(
-                "the training buffer uses {} weight columns, more than retrain.max_columns = {max_columns}",
-                columns.len()
-            ));
+            return Err(RetrainError::TooManyColumns { used: columns.len(), max_columns });
         }
         let mut x = ndarray::Array2::<f32>::zeros((self.rows.len(), columns.len()));
         let mut y = ndarray::Array1::<f32>::zeros(self.rows.len());
@@ -322,6 +423,25 @@ impl TrainingBuffer {
         }
         Ok((x, y, columns))
     }
+}
+
+/// Why a retrain could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum RetrainError {
+    /// The buffer's rows use more distinct weight columns than allowed.
+    #[error("the training buffer uses {used} weight columns, more than retrain.max_columns = {max_columns}")]
+    TooManyColumns {
+        /// Columns the rows use.
+        used: usize,
+        /// `retrain.max_columns`.
+        max_columns: usize,
+    },
+    /// No trainer could be built (`retrain.trainer`).
+    #[error(transparent)]
+    Trainer(#[from] TrainError),
+    /// The trainer thread could not be started.
+    #[error("cannot start the retrain thread: {0}")]
+    Spawn(std::io::Error),
 }
 
 /// A densified training set: features, labels, and the weight index of each column.
@@ -346,7 +466,7 @@ pub struct Started {
 /// The result of a retrain thread.
 pub struct Finished {
     /// The trained model over the used columns, or the error.
-    pub model: Result<TrainedModel, String>,
+    pub model: Result<TrainedModel, TrainError>,
     /// Weight index of each trained column.
     pub columns: Vec<u32>,
 }
@@ -386,9 +506,9 @@ pub fn start(
     buffer: &TrainingBuffer,
     max_columns: usize,
     init: Option<(Vec<f32>, f32)>,
-) -> Result<Started, String> {
+) -> Result<Started, RetrainError> {
     let (x, y, columns) = buffer.dense(max_columns)?;
-    let (trainer, choice) = build_trainer(kind, config).map_err(|e| e.to_string())?;
+    let (trainer, choice) = build_trainer(kind, config)?;
     tracing::info!(device = %choice.device, reason = %choice.reason, examples = y.len(), "retrain started");
     let init = init.map(|(w, b)| {
         (columns.iter().map(|&c| w.get(c as usize).copied().unwrap_or(0.0)).collect::<Vec<f32>>(), b)
@@ -399,12 +519,10 @@ pub fn start(
         .name("retrain".into())
         .spawn(move || {
             let data = TrainingData::new(x.view(), y.view());
-            let model = trainer
-                .train(&data, init.as_ref().map(|(w, b)| (w.as_slice(), *b)))
-                .map_err(|e| e.to_string());
+            let model = trainer.train(&data, init.as_ref().map(|(w, b)| (w.as_slice(), *b)));
             let _ = tx.send(Finished { model, columns });
         })
-        .map_err(|e| e.to_string())?;
+        .map_err(RetrainError::Spawn)?;
     Ok(Started { rx, handle, device: choice.device, reason: choice.reason, examples, columns: ncols })
 }
 

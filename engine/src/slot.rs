@@ -17,7 +17,7 @@ pub enum SlotRole {
 }
 
 /// What a slot is built from.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct SlotSpec {
     /// Slot name (`champion` for the main model).
     pub name: String,

@@ -105,7 +105,7 @@ pub trait Source: Send {
 }
 
 /// How the fields of a stream are decoded and validated.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct StreamSpec {
     /// Name of the key field.
     pub key: String,
@@ -118,7 +118,7 @@ pub struct StreamSpec {
 }
 
 /// The label field of a label stream.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct LabelField {
     /// Field name.
     pub name: String,

@@ -21,11 +21,16 @@ impl ConfigDuration {
     }
 }
 
+/// A value that is not a duration or size; the message says what to write instead.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct UnitError(String);
+
 impl FromStr for ConfigDuration {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = UnitError;
+    fn from_str(s: &str) -> Result<Self, UnitError> {
         humantime::parse_duration(s.trim()).map(ConfigDuration).map_err(|e| {
-            format!("invalid duration \"{s}\": {e}; write a number and a unit, e.g. \"500ms\", \"30s\", \"5m\", \"2h\"")
+            UnitError(format!("invalid duration \"{s}\": {e}; write a number and a unit, e.g. \"500ms\", \"30s\", \"5m\", \"2h\""))
         })
     }
 }
@@ -59,11 +64,11 @@ impl Serialize for ConfigDuration {
 pub struct ConfigSize(pub u64);
 
 impl FromStr for ConfigSize {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        bytesize::ByteSize::from_str(s.trim())
-            .map(|b| ConfigSize(b.as_u64()))
-            .map_err(|e| format!("invalid size \"{s}\": {e}; write e.g. \"512KiB\", \"64MiB\", \"2GiB\""))
+    type Err = UnitError;
+    fn from_str(s: &str) -> Result<Self, UnitError> {
+        bytesize::ByteSize::from_str(s.trim()).map(|b| ConfigSize(b.as_u64())).map_err(|e| {
+            UnitError(format!("invalid size \"{s}\": {e}; write e.g. \"512KiB\", \"64MiB\", \"2GiB\""))
+        })
     }
 }
 
@@ -107,7 +112,7 @@ mod tests {
         assert_eq!("30s".parse::<ConfigDuration>().unwrap().as_millis_i64(), 30_000);
         assert_eq!("1h 30m".parse::<ConfigDuration>().unwrap().as_millis_i64(), 5_400_000);
         assert_eq!("64MiB".parse::<ConfigSize>().unwrap().0, 64 << 20);
-        assert!("thirty".parse::<ConfigDuration>().unwrap_err().contains("e.g."));
+        assert!("thirty".parse::<ConfigDuration>().unwrap_err().to_string().contains("e.g."));
         assert!("lots".parse::<ConfigSize>().is_err());
     }
 }

@@ -40,11 +40,11 @@ use eddy_scorer::encoding::{Feature, FeatureKind, FeatureSpec};
 use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::xxh3_64;
 
-use crate::error::EngineError;
+use crate::error::{CheckpointError, EngineError};
 use crate::feature_sql::AggregateSummary;
+use crate::feature_sql::FeaturesConfig;
 use crate::merge::StreamMerger;
 use crate::metrics::MetricsFactory;
-use crate::pipeline::PipelineSpec;
 use crate::record::{SourceBatch, StreamRole};
 use crate::source::SourceError;
 
@@ -190,12 +190,16 @@ impl AggregateSet {
         WindowFeaturesState { aggregates: self.aggregates.iter().map(|a| a.state.state()).collect() }
     }
 
-    fn restore(&mut self, state: WindowFeaturesState) -> Result<(), String> {
+    fn restore(&mut self, state: WindowFeaturesState) -> Result<(), CheckpointError> {
         if state.aggregates.len() != self.aggregates.len() {
-            return Err("the checkpoint's windowed aggregates do not match the configuration".into());
+            return Err(CheckpointError::Restore(
+                "the checkpoint's windowed aggregates do not match the configuration".into(),
+            ));
         }
         for (a, s) in self.aggregates.iter_mut().zip(state.aggregates) {
-            a.state.restore(s)?;
+            a.state
+                .restore(s)
+                .map_err(|e| CheckpointError::Restore(format!("aggregate `{}`: {e}", a.name)))?;
         }
         Ok(())
     }
@@ -242,16 +246,20 @@ impl WindowFeatures {
     ///
     /// # Errors
     /// When a query does not parse (what `eddy validate` reports).
-    pub fn new(spec: &PipelineSpec, factory: &MetricsFactory) -> Result<Option<Self>, EngineError> {
-        if spec.feature_sql.aggregates.is_empty() {
+    pub fn new(
+        config: &FeaturesConfig,
+        time_field: &str,
+        factory: &MetricsFactory,
+    ) -> Result<Option<Self>, EngineError> {
+        if config.aggregates.is_empty() {
             return Ok(None);
         }
         let mut aggregates = Vec::new();
         let mut keys: Vec<KeyHashes> = Vec::new();
         let mut names = Vec::new();
-        for (name, config) in &spec.feature_sql.aggregates {
-            let query = AggregateQuery::parse(&config.sql, &spec.events.time)
-                .map_err(|e| EngineError::Input(format!("features.aggregates.{name}.sql: {e}")))?;
+        for (name, config) in &config.aggregates {
+            let query = AggregateQuery::parse(&config.sql, time_field)
+                .map_err(|e| EngineError::config(format!("features.aggregates.{name}.sql"), e))?;
             let labels = [("aggregate", name.as_str())];
             let outputs: Vec<String> = query.outputs.iter().map(|o| o.name.clone()).collect();
             let key = keys.iter().position(|k| k.column == query.key).unwrap_or_else(|| {
@@ -352,7 +360,7 @@ impl WindowFeatures {
         // On a source thread the outputs are columns of the batch by now; the stage checked
         // them against the events' own columns.
         if !self.on_source() {
-            check_output_names(&self.names, &batch.schema()).map_err(EngineError::Input)?;
+            check_output_names(&self.names, &batch.schema())?;
         }
         for name in outputs {
             let j = self.names.iter().position(|n| n == &name).expect("split_names returns known outputs");
@@ -391,7 +399,7 @@ impl WindowFeatures {
     ///
     /// # Errors
     /// When it belongs to other queries.
-    pub(crate) fn restore(&mut self, state: WindowFeaturesState) -> Result<(), String> {
+    pub(crate) fn restore(&mut self, state: WindowFeaturesState) -> Result<(), CheckpointError> {
         self.batch = None;
         match &mut self.placement {
             Placement::Engine(set) => set.restore(state),
@@ -489,7 +497,8 @@ impl AggregateStage {
         if b.role != StreamRole::Events {
             return Ok(b);
         }
-        let schema = self.output_schema(&b.batch.schema()).map_err(|e| SourceError::new(source, e))?;
+        let schema =
+            self.output_schema(&b.batch.schema()).map_err(|e| SourceError::new(source, e.to_string()))?;
         let times =
             b.batch.column_by_name(&self.time).and_then(|c| c.as_primitive_opt::<Int64Type>()).ok_or_else(
                 || {
@@ -521,7 +530,7 @@ impl AggregateStage {
     }
 
     /// `input` with the output columns appended (cached: sources keep their schema).
-    fn output_schema(&mut self, input: &SchemaRef) -> Result<SchemaRef, String> {
+    fn output_schema(&mut self, input: &SchemaRef) -> Result<SchemaRef, EngineError> {
         if let Some((i, o)) = &self.schema {
             if i == input {
                 return Ok(o.clone());
@@ -540,11 +549,12 @@ impl AggregateStage {
 
 /// Fails when an aggregate output has the name of one of the events' columns: the model could
 /// not tell them apart.
-fn check_output_names(names: &[String], events: &Schema) -> Result<(), String> {
+fn check_output_names(names: &[String], events: &Schema) -> Result<(), EngineError> {
     match names.iter().find(|n| events.index_of(n).is_ok()) {
-        Some(name) => {
-            Err(format!("aggregate output `{name}` has the name of an events column; rename it with AS"))
-        }
+        Some(name) => Err(EngineError::config(
+            "features.aggregates",
+            format!("aggregate output `{name}` has the name of an events column; rename it with AS"),
+        )),
         None => Ok(()),
     }
 }
@@ -556,20 +566,19 @@ fn resolve(a: &mut Aggregate, batch: &RecordBatch) -> Result<(), EngineError> {
     let aggregate = a.name.clone();
     let column = |name: &str| {
         batch.column_by_name(name).ok_or_else(|| {
-            EngineError::Input(format!(
-                "features.aggregates.{aggregate}: the events have no column `{name}` (columns: {})",
-                fields()
-            ))
+            EngineError::config(
+                format!("features.aggregates.{aggregate}"),
+                format!("the events have no column `{name}` (columns: {})", fields()),
+            )
         })
     };
     let key_name = a.state.query().key.clone();
     let key = column(&key_name)?;
     if !matches!(key.data_type(), DataType::Utf8 | DataType::Float64 | DataType::Boolean) {
-        return Err(EngineError::Input(format!(
-            "features.aggregates.{}: key column `{key_name}` has type {}; use a string, number or boolean",
-            a.name,
-            key.data_type()
-        )));
+        return Err(EngineError::config(
+            format!("features.aggregates.{}", a.name),
+            format!("key column `{key_name}` has type {}; use a string, number or boolean", key.data_type()),
+        ));
     }
     let mut inputs = Vec::new();
     for c in a.state.columns().to_vec() {
@@ -578,10 +587,10 @@ fn resolve(a: &mut Aggregate, batch: &RecordBatch) -> Result<(), EngineError> {
             DataType::Float64 => Some(col.as_primitive::<Float64Type>().clone()),
             DataType::Null => None,
             t => {
-                return Err(EngineError::Input(format!(
-                    "features.aggregates.{}: column `{c}` has type {t}; aggregates read numbers",
-                    a.name
-                )))
+                return Err(EngineError::config(
+                    format!("features.aggregates.{}", a.name),
+                    format!("column `{c}` has type {t}; aggregates read numbers"),
+                ))
             }
         });
     }

@@ -48,13 +48,7 @@ fn every_learner_kind_round_trips_bit_identically() {
             }
             let dir = tempfile::tempdir().unwrap();
             let registry = ModelRegistry::open(dir.path()).unwrap();
-            let snapshot = ModelSnapshot {
-                version: 0,
-                kind: task,
-                encoding: encoder.frozen(),
-                weights: learner.weights().to_vec(),
-                bias: learner.bias(),
-            };
+            let snapshot: ModelSnapshot = learner.snapshot(0, encoder.frozen());
             registry
                 .publish(
                     &snapshot,

@@ -153,17 +153,23 @@ impl FeatureEncoder {
     ///
     /// # Errors
     /// When the number of statistics does not match the number of features.
-    pub fn restore_stats(&mut self, stats: Vec<RunningStats>) -> Result<(), String> {
+    pub fn restore_stats(&mut self, stats: Vec<RunningStats>) -> Result<(), StatsMismatch> {
         if stats.len() != self.stats.len() {
-            return Err(format!(
-                "checkpoint has {} feature statistics, model has {}",
-                stats.len(),
-                self.stats.len()
-            ));
+            return Err(StatsMismatch { saved: stats.len(), features: self.stats.len() });
         }
         self.stats = stats;
         Ok(())
     }
+}
+
+/// Saved running statistics that do not fit the encoder's features.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("checkpoint has {saved} feature statistics, model has {features}")]
+pub struct StatsMismatch {
+    /// Statistics saved.
+    pub saved: usize,
+    /// Numeric features of the encoder.
+    pub features: usize,
 }
 
 #[cfg(test)]

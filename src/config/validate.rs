@@ -138,7 +138,7 @@ pub(super) fn check(c: &PipelineConfig, at: &Located) -> Vec<ConfigError> {
     }
     for (name, monitor) in &c.drift {
         if let Err(e) = monitor.resolve(&slots, &windows, c.task()) {
-            err(format!("drift.{name}.input"), e);
+            err(format!("drift.{name}.input"), e.to_string());
         }
         if let Err(e) = monitor.detector.validate() {
             err(format!("drift.{name}.detector"), e.to_string());

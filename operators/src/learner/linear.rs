@@ -1,11 +1,12 @@
 //! `LinearLearner`: logistic or linear regression updated by one of the optimizers.
 
-use eddy_scorer::encoding::Feature;
+use eddy_scorer::encoding::{Encoding, Feature};
 use eddy_scorer::model::{linear_score, ModelKind};
+use eddy_scorer::snapshot::ModelSnapshot;
 use serde::{Deserialize, Serialize};
 
 use super::optimizer::{ftrl_weight, soft_threshold, OptimizerConfig, OptimizerKind};
-use super::OnlineLearner;
+use super::{LearnerError, LearnerState, OnlineLearner};
 
 /// Guard against division by zero in AdaGrad's step.
 const ADAGRAD_EPS: f32 = 1e-8;
@@ -33,9 +34,9 @@ pub struct LinearLearner {
 
 /// The full state of a [`LinearLearner`], enough to continue bit for bit after a restart.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct LearnerState {
-    /// Model kind name (`logistic` or `linear`).
-    pub kind: String,
+pub struct LinearState {
+    /// What the score means (the loss the model learns).
+    pub kind: ModelKind,
     /// Optimizer configuration the state belongs to.
     pub config: OptimizerConfig,
     /// Weights.
@@ -85,9 +86,9 @@ impl LinearLearner {
         weights: Vec<f32>,
         bias: f32,
         config: OptimizerConfig,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, LearnerError> {
         if weights.is_empty() {
-            return Err("a model needs at least one weight".into());
+            return Err(LearnerError::BadTrainedModel("a model needs at least one weight".into()));
         }
         let mut m = LinearLearner::new(kind, weights.len(), config);
         if m.config.kind == OptimizerKind::Ftrl {
@@ -104,16 +105,12 @@ impl LinearLearner {
         Ok(m)
     }
 
-    /// Restores a learner from [`OnlineLearner::state`].
+    /// Restores a learner from its [`LinearState`].
     ///
     /// # Errors
-    /// When the state's kind is unknown or its vectors disagree in length.
-    pub fn from_state(state: LearnerState) -> Result<Self, String> {
-        let kind = match state.kind.as_str() {
-            "logistic" => ModelKind::Logistic,
-            "linear" => ModelKind::Linear,
-            other => return Err(format!("unknown model kind `{other}` in learner state")),
-        };
+    /// When the state's vectors disagree in length.
+    pub fn from_state(state: LinearState) -> Result<Self, LearnerError> {
+        let kind = state.kind;
         let dim = state.weights.len();
         let consistent = match state.config.kind {
             OptimizerKind::Sgd => state.acc.is_empty() && state.z.is_empty(),
@@ -121,7 +118,13 @@ impl LinearLearner {
             OptimizerKind::Ftrl => state.acc.len() == dim && state.z.len() == dim,
         };
         if !consistent {
-            return Err("learner state has accumulators of the wrong length".into());
+            return Err(LearnerError::BadState {
+                family: "linear",
+                why: format!(
+                    "accumulators of the wrong length for {:?} over {dim} weights",
+                    state.config.kind
+                ),
+            });
         }
         Ok(LinearLearner {
             kind,
@@ -134,6 +137,31 @@ impl LinearLearner {
             bias_z: state.bias_z,
             updates: state.updates,
         })
+    }
+
+    /// The current weights (length = encoding dimension).
+    pub fn weights(&self) -> &[f32] {
+        &self.weights
+    }
+
+    /// The current intercept.
+    pub fn bias(&self) -> f32 {
+        self.bias
+    }
+
+    /// The full state as its own type (see [`OnlineLearner::state`] for the tagged form).
+    pub fn linear_state(&self) -> LinearState {
+        LinearState {
+            kind: self.kind,
+            config: self.config.clone(),
+            weights: self.weights.clone(),
+            bias: self.bias,
+            acc: self.acc.clone(),
+            z: self.z.clone(),
+            bias_acc: self.bias_acc,
+            bias_z: self.bias_z,
+            updates: self.updates,
+        }
     }
 
     /// Derivative of the loss with respect to the linear score.
@@ -230,26 +258,12 @@ impl OnlineLearner for LinearLearner {
         self.updates
     }
 
-    fn weights(&self) -> &[f32] {
-        &self.weights
-    }
-
-    fn bias(&self) -> f32 {
-        self.bias
+    fn snapshot(&self, version: u64, encoding: Encoding) -> ModelSnapshot {
+        ModelSnapshot { version, kind: self.kind, encoding, weights: self.weights.clone(), bias: self.bias }
     }
 
     fn state(&self) -> LearnerState {
-        LearnerState {
-            kind: self.kind.as_str().to_string(),
-            config: self.config.clone(),
-            weights: self.weights.clone(),
-            bias: self.bias,
-            acc: self.acc.clone(),
-            z: self.z.clone(),
-            bias_acc: self.bias_acc,
-            bias_z: self.bias_z,
-            updates: self.updates,
-        }
+        LearnerState::Linear(self.linear_state())
     }
 }
 
@@ -346,7 +360,7 @@ mod tests {
             }
             assert!(m.predict(&row(&[0.8, 1.0])) > 0.8, "{kind:?}");
             assert!(m.predict(&row(&[-0.8, 1.0])) < 0.2, "{kind:?}");
-            let restored = LinearLearner::from_state(m.state()).unwrap();
+            let restored = LinearLearner::from_state(m.linear_state()).unwrap();
             let mut a = m.clone();
             let mut b = restored;
             for i in 0..50 {

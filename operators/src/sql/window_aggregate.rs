@@ -59,6 +59,7 @@ use serde::{Deserialize, Serialize};
 use smallvec::SmallVec;
 
 use super::aggregate_query::{AggregateFunction, AggregateOutput, AggregateQuery};
+use super::error::SqlError;
 use super::key_table::{prefetch, KeyTable};
 
 /// Words of a pane before its accumulators: pane index, rows.
@@ -581,20 +582,20 @@ impl WindowAggregate {
     ///
     /// # Errors
     /// When `state` belongs to another query (the config changed since the checkpoint).
-    pub fn restore(&mut self, state: AggregateState) -> Result<(), String> {
+    pub fn restore(&mut self, state: AggregateState) -> Result<(), SqlError> {
         if state.query != self.query {
-            return Err(format!(
+            return Err(SqlError::new(format!(
                 "checkpointed aggregate state is for another query ({:?}, now {:?})",
                 state.query, self.query
-            ));
+            )));
         }
         if let Some((_, bad)) =
             state.keys.iter().find(|(_, s)| s.data.len() % self.stride != 0 || (s.tie && s.data.is_empty()))
         {
-            return Err(format!(
+            return Err(SqlError::new(format!(
                 "checkpointed aggregate state is corrupt: {} words of panes",
                 bad.data.len()
-            ));
+            )));
         }
         let mut fresh = WindowAggregate::new(self.query.clone(), self.max_bytes);
         for (hash, key) in state.keys {
@@ -602,7 +603,9 @@ impl WindowAggregate {
             fresh.bytes += Self::key_bytes(&key);
             let slot = u32::try_from(fresh.slab.len()).expect("fewer than 2^32 keys");
             if fresh.keys.insert(hash, slot).is_some() {
-                return Err(format!("checkpointed aggregate state is corrupt: key {hash:#x} twice"));
+                return Err(SqlError::new(format!(
+                    "checkpointed aggregate state is corrupt: key {hash:#x} twice"
+                )));
             }
             fresh.slab.push(Entry { key: hash, tick: fresh.clock, state: key });
         }
