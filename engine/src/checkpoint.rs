@@ -33,7 +33,9 @@ const CLOCK_EVERY_EVENTS: u64 = 1024;
 /// The file format version; bumped whenever the payload's shape changes. 2: windowed
 /// aggregates computed on the events source's thread; queued events batches carry their
 /// aggregate columns, and the aggregates' state no longer carries values computed ahead.
-pub const FORMAT_VERSION: u32 = 2;
+/// 3: the engine state is the struct of its parts' states (`state.rs`), learner states are
+/// tagged by model family, retrain triggers are typed.
+pub const FORMAT_VERSION: u32 = 3;
 const MAGIC: &[u8; 8] = b"EDDYCKPT";
 const HEADER_LEN: usize = 8 + 4 + 8 + 8 + 8;
 const PREFIX: &str = "checkpoint-";
