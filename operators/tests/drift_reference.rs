@@ -162,3 +162,20 @@ fn every_registered_kind_has_a_river_reference() {
         );
     }
 }
+
+/// HDDM_W (`river.drift.binary.HDDMW`): drift and warning indices on the Bernoulli streams, one-
+/// and two-sided, with River's and other confidences and weights.
+#[test]
+fn hddm_w_matches_river() {
+    let reference = read_json(fixtures().join("reference.json"));
+    let entry = &reference["detectors"]["hddm_w"];
+    let drifts: usize = entry["results"]
+        .as_object()
+        .unwrap()
+        .values()
+        .flat_map(|r| r.as_object().unwrap().values())
+        .map(|r| r["drift"].as_array().unwrap().len())
+        .sum();
+    assert!(drifts >= 20, "the fixture should exercise detections, has {drifts}");
+    assert_eq!(check_against_river("hddm_w", entry), 20);
+}

@@ -18,6 +18,7 @@
 //! | `ddm`          | 0/1 errors     | yes     | `drift.binary.DDM`         |
 //! | `eddm`         | 0/1 errors     | yes     | `drift.binary.EDDM`        |
 //! | `hddm_a`       | values in [0,1]| yes     | `drift.binary.HDDMA`       |
+//! | `hddm_w`       | values in [0,1]| yes     | `drift.binary.HDDMW`       |
 //! | `page_hinkley` | any real value | no      | `drift.PageHinkley`        |
 //! | `kswin`        | any real value | no      | `drift.KSWIN`              |
 //!
@@ -53,6 +54,7 @@ mod adwin;
 mod ddm;
 mod eddm;
 mod hddm_a;
+mod hddm_w;
 mod kswin;
 mod page_hinkley;
 
@@ -60,14 +62,15 @@ pub use adwin::{AdwinConfig, AdwinDetector, AdwinMode};
 pub use ddm::{DdmConfig, DdmDetector};
 pub use eddm::{EddmConfig, EddmDetector};
 pub use hddm_a::{HddmAConfig, HddmADetector};
+pub use hddm_w::{HddmWConfig, HddmWDetector};
 pub use kswin::{KswinConfig, KswinDetector};
 pub use page_hinkley::{PageHinkleyConfig, PageHinkleyDetector, PageHinkleyMode};
 
 /// What a detector concluded after one update.
 ///
-/// `Warning` is only produced by detectors that have a warning zone (DDM, EDDM, HDDM_A); it means
-/// "the statistic is drifting but not significantly yet" and is typically used to start training
-/// a background model.
+/// `Warning` is only produced by detectors that have a warning zone (DDM, EDDM, HDDM_A,
+/// HDDM_W); it means "the statistic is drifting but not significantly yet" and is typically used
+/// to start training a background model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DriftState {
@@ -241,6 +244,8 @@ detectors! {
     Eddm(EddmConfig),
     /// HDDM_A (Hoeffding-bound drift detection, moving-average test).
     HddmA(HddmAConfig),
+    /// HDDM_W (Hoeffding-bound drift detection, weighted moving-average test).
+    HddmW(HddmWConfig),
     /// Page-Hinkley test.
     PageHinkley(PageHinkleyConfig),
     /// KSWIN (Kolmogorov-Smirnov windowing).
@@ -506,6 +511,7 @@ mod tests {
         sorted.sort_unstable();
         sorted.dedup();
         assert_eq!(sorted.len(), kinds.len(), "duplicate kind in {kinds:?}");
+        assert!(kinds.contains(&"hddm_w"));
     }
 
     /// Every kind of the registry, with no per-kind code: defaults, names, serde tags, parameter
@@ -578,7 +584,7 @@ mod tests {
         let err = DriftDetectorConfig::from_params("adwn", &[]).unwrap_err();
         let msg = err.to_string();
         assert!(msg.contains("did you mean `adwin`"), "{msg}");
-        assert!(msg.contains("page_hinkley"), "{msg}");
+        assert!(msg.contains("page_hinkley") && msg.contains("hddm_w"), "{msg}");
         let err = DriftDetectorConfig::from_params("zzzzzz", &[]).unwrap_err();
         assert!(!err.to_string().contains("did you mean"), "{err}");
         // `-` and case are accepted
@@ -591,6 +597,8 @@ mod tests {
         let msg = err.to_string();
         assert!(msg.contains("did you mean `delta`"), "{msg}");
         assert!(msg.contains("grace_period"), "{msg}");
+        let err = DriftDetectorConfig::from_params("hddm_w", &[p("lamda_val", "0.1")]).unwrap_err();
+        assert!(err.to_string().contains("did you mean `lambda_val`"), "{err}");
         // `kind` is not a parameter
         let err = DriftDetectorConfig::from_params("ddm", &[p("kind", "adwin")]).unwrap_err();
         assert!(matches!(err, DriftConfigError::UnknownParam { .. }), "{err}");
@@ -600,6 +608,7 @@ mod tests {
     fn suggestions_need_a_small_edit_distance() {
         assert_eq!(closest("ddn", &["ddm", "eddm"]).as_deref(), Some("ddm"));
         assert_eq!(closest("kswni", DriftDetectorConfig::KINDS).as_deref(), Some("kswin"));
+        assert_eq!(closest("hddmw", DriftDetectorConfig::KINDS).as_deref(), Some("hddm_w"));
         assert_eq!(closest("hddm", DriftDetectorConfig::KINDS).as_deref(), Some("ddm"));
         // short names get one edit only
         assert_eq!(closest("abc", &["ddm"]), None);
@@ -655,10 +664,10 @@ mod tests {
         .unwrap();
         let DriftDetectorConfig::PageHinkley(ph) = cfg else { panic!() };
         assert_eq!((ph.threshold, ph.mode, ph.min_instances), (20.0, PageHinkleyMode::Up, 5));
-        let cfg = DriftDetectorConfig::from_params("hddm_a", &[p("two_sided_test", "true")]).unwrap();
+        let cfg = DriftDetectorConfig::from_params("hddm_w", &[p("two_sided_test", "true")]).unwrap();
         assert_eq!(
             cfg,
-            DriftDetectorConfig::HddmA(HddmAConfig { two_sided_test: true, ..Default::default() })
+            DriftDetectorConfig::HddmW(HddmWConfig { two_sided_test: true, ..Default::default() })
         );
         for seed in ["none", "None", ""] {
             let cfg = DriftDetectorConfig::from_params("kswin", &[p("seed", seed)]).unwrap();
