@@ -12,9 +12,11 @@ use eddy_operators::drift::{DriftDetectorConfig, DriftState};
 /// `eddy detect`.
 #[derive(Debug, Args)]
 pub struct DetectArgs {
-    /// Detector kind: adwin, ddm, eddm, hddm_a, page_hinkley, kswin.
+    /// Detector kind (the list comes from the detector registry).
+    #[arg(value_name = "KIND", help = format!("Detector kind: {}", DriftDetectorConfig::KINDS.join(", ")))]
     pub kind: String,
-    /// A detector parameter, e.g. --param delta=0.01 (repeatable).
+    /// A detector parameter, e.g. --param delta=0.01 (repeatable); the value is read as in the
+    /// pipeline config (a TOML value, or else a string).
     #[arg(long = "param", value_name = "NAME=VALUE")]
     pub params: Vec<String>,
     /// The series, one number per line; `-` or nothing reads stdin.

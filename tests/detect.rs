@@ -69,3 +69,46 @@ fn detect_rejects_unknown_kinds_params_and_bad_numbers() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("line 2"));
 }
+
+#[test]
+fn detect_runs_every_registered_kind_and_hddm_w_matches_river() {
+    let dir = root();
+    let fixtures = dir.join("operators/tests/fixtures/drift");
+    let reference: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixtures.join("reference.json")).unwrap()).unwrap();
+    let file = fixtures.join("streams/bern_abrupt.txt");
+    let file = file.to_str().unwrap();
+    for (set, params) in [("default", vec![]), ("lambda_0.2", vec!["--param", "lambda_val=0.2"])] {
+        let mut args = vec!["detect", "hddm_w"];
+        args.extend(params);
+        args.push(file);
+        let want: Vec<u64> = reference["detectors"]["hddm_w"]["results"][set]["bern_abrupt"]["drift"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap())
+            .collect();
+        assert!(!want.is_empty());
+        assert_eq!(indices(&eddy_ok(&dir, &args)), want, "hddm_w / {set}");
+    }
+    // the help lists the kinds from the registry, and each of them runs
+    let help = String::from_utf8_lossy(&eddy_ok(&dir, &["detect", "--help"]).stdout).to_string();
+    let kinds = help.lines().find(|l| l.contains("Detector kind:")).expect(&help).to_string();
+    for kind in ["adwin", "ddm", "eddm", "hddm_a", "hddm_w", "page_hinkley", "kswin"] {
+        assert!(kinds.contains(kind), "{kind} missing from {kinds}");
+        eddy_ok(&dir, &["detect", kind, file]);
+    }
+}
+
+#[test]
+fn detect_names_the_parameter_of_a_bad_value() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("s.txt"), "0\n1\n").unwrap();
+    let out = eddy(dir.path(), &["detect", "hddm_w", "--param", "lambda_val=fast", "s.txt"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("`lambda_val`") && err.contains("fast"), "{err}");
+    let out = eddy(dir.path(), &["detect", "hddm_w", "--param", "lamda_val=0.1", "s.txt"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("did you mean `lambda_val`"));
+}

@@ -20,8 +20,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{
-    check_open, out_of_range, parse_f64, parse_u32, DetectorSnapshot, DriftConfigError, DriftDetector,
-    DriftState, ParamInfo,
+    check_open, out_of_range, DetectorKind, DetectorSnapshot, DriftConfigError, DriftDetector, DriftState,
 };
 
 const KIND: &str = "adwin";
@@ -29,31 +28,6 @@ const KIND: &str = "adwin";
 /// Rows of the exponential histogram. Row `r` holds buckets of `2^r` values, so 64 rows cover any
 /// window a `u64` counter can describe; a row beyond would need more than 2^64 updates.
 const MAX_ROWS: usize = 64;
-
-pub(super) const PARAMS: &[ParamInfo] = &[
-    ParamInfo {
-        name: "delta",
-        default: "0.002",
-        help: "significance of the cut test (smaller: fewer, surer detections)",
-    },
-    ParamInfo { name: "clock", default: "32", help: "check for a cut every `clock` updates" },
-    ParamInfo { name: "max_buckets", default: "5", help: "buckets of each size kept before two are merged" },
-    ParamInfo {
-        name: "min_window_length",
-        default: "5",
-        help: "smallest sub-window a cut may leave on either side",
-    },
-    ParamInfo {
-        name: "grace_period",
-        default: "10",
-        help: "no cut test until the window holds more than this many values",
-    },
-    ParamInfo {
-        name: "mode",
-        default: "river",
-        help: "`river` (reset after a drift) or `moa` (MOA's ADWIN.java: keep the shrunk window)",
-    },
-];
 
 /// Which reference implementation [`AdwinDetector`] follows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
@@ -100,28 +74,16 @@ impl Default for AdwinConfig {
     }
 }
 
-impl AdwinConfig {
-    pub(super) fn set_param(&mut self, name: &str, value: &str) -> Result<(), DriftConfigError> {
-        match name {
-            "delta" => self.delta = parse_f64(KIND, name, value)?,
-            "clock" => self.clock = parse_u32(KIND, name, value)?,
-            "max_buckets" => self.max_buckets = parse_u32(KIND, name, value)?,
-            "min_window_length" => self.min_window_length = parse_u32(KIND, name, value)?,
-            "grace_period" => self.grace_period = parse_u32(KIND, name, value)?,
-            "mode" => {
-                self.mode = match value.to_ascii_lowercase().as_str() {
-                    "river" => AdwinMode::River,
-                    "moa" => AdwinMode::Moa,
-                    _ => return Err(super::invalid(KIND, name, value, "one of `river`, `moa`")),
-                }
-            }
-            _ => unreachable!("parameter {name} is listed in PARAMS but not handled"),
-        }
-        Ok(())
+impl DetectorKind for AdwinConfig {
+    const KIND: &'static str = KIND;
+    type Detector = AdwinDetector;
+
+    fn build(&self) -> Result<AdwinDetector, DriftConfigError> {
+        AdwinDetector::new(self.clone())
     }
 
     /// Check every parameter's range.
-    pub fn validate(&self) -> Result<(), DriftConfigError> {
+    fn validate(&self) -> Result<(), DriftConfigError> {
         check_open(KIND, "delta", self.delta, 0.0, 1.0)?;
         if self.clock == 0 {
             return Err(out_of_range(KIND, "clock", "must be at least 1"));

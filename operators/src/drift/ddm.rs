@@ -9,29 +9,10 @@
 use serde::{Deserialize, Serialize};
 
 use super::{
-    out_of_range, parse_f64, parse_u32, DetectorSnapshot, DriftConfigError, DriftDetector, DriftState,
-    ParamInfo, RunningMean,
+    out_of_range, DetectorKind, DetectorSnapshot, DriftConfigError, DriftDetector, DriftState, RunningMean,
 };
 
 const KIND: &str = "ddm";
-
-pub(super) const PARAMS: &[ParamInfo] = &[
-    ParamInfo {
-        name: "warm_start",
-        default: "30",
-        help: "values seen before any warning or drift can be signalled",
-    },
-    ParamInfo {
-        name: "warning_threshold",
-        default: "2.0",
-        help: "warning when p + s > p_min + warning_threshold * s_min",
-    },
-    ParamInfo {
-        name: "drift_threshold",
-        default: "3.0",
-        help: "drift when p + s > p_min + drift_threshold * s_min",
-    },
-];
 
 /// Parameters of [`DdmDetector`]; defaults are River's.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -51,19 +32,16 @@ impl Default for DdmConfig {
     }
 }
 
-impl DdmConfig {
-    pub(super) fn set_param(&mut self, name: &str, value: &str) -> Result<(), DriftConfigError> {
-        match name {
-            "warm_start" => self.warm_start = parse_u32(KIND, name, value)?,
-            "warning_threshold" => self.warning_threshold = parse_f64(KIND, name, value)?,
-            "drift_threshold" => self.drift_threshold = parse_f64(KIND, name, value)?,
-            _ => unreachable!("parameter {name} is listed in PARAMS but not handled"),
-        }
-        Ok(())
+impl DetectorKind for DdmConfig {
+    const KIND: &'static str = KIND;
+    type Detector = DdmDetector;
+
+    fn build(&self) -> Result<DdmDetector, DriftConfigError> {
+        DdmDetector::new(self.clone())
     }
 
     /// Check every parameter's range.
-    pub fn validate(&self) -> Result<(), DriftConfigError> {
+    fn validate(&self) -> Result<(), DriftConfigError> {
         if !(self.warning_threshold.is_finite() && self.warning_threshold >= 0.0) {
             return Err(out_of_range(KIND, "warning_threshold", "must be a non-negative number"));
         }

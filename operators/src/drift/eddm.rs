@@ -9,25 +9,10 @@
 use serde::{Deserialize, Serialize};
 
 use super::{
-    out_of_range, parse_f64, parse_u32, DetectorSnapshot, DriftConfigError, DriftDetector, DriftState,
-    ParamInfo, RunningMean,
+    out_of_range, DetectorKind, DetectorSnapshot, DriftConfigError, DriftDetector, DriftState, RunningMean,
 };
 
 const KIND: &str = "eddm";
-
-pub(super) const PARAMS: &[ParamInfo] = &[
-    ParamInfo {
-        name: "warm_start",
-        default: "30",
-        help: "updates and errors needed before a change can be signalled",
-    },
-    ParamInfo { name: "alpha", default: "0.95", help: "warning when (p' + 2s') / max falls below alpha" },
-    ParamInfo {
-        name: "beta",
-        default: "0.9",
-        help: "drift when (p' + 2s') / max falls below beta (beta <= alpha)",
-    },
-];
 
 /// Parameters of [`EddmDetector`]; defaults are River's.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -47,19 +32,16 @@ impl Default for EddmConfig {
     }
 }
 
-impl EddmConfig {
-    pub(super) fn set_param(&mut self, name: &str, value: &str) -> Result<(), DriftConfigError> {
-        match name {
-            "warm_start" => self.warm_start = parse_u32(KIND, name, value)?,
-            "alpha" => self.alpha = parse_f64(KIND, name, value)?,
-            "beta" => self.beta = parse_f64(KIND, name, value)?,
-            _ => unreachable!("parameter {name} is listed in PARAMS but not handled"),
-        }
-        Ok(())
+impl DetectorKind for EddmConfig {
+    const KIND: &'static str = KIND;
+    type Detector = EddmDetector;
+
+    fn build(&self) -> Result<EddmDetector, DriftConfigError> {
+        EddmDetector::new(self.clone())
     }
 
     /// Check every parameter's range.
-    pub fn validate(&self) -> Result<(), DriftConfigError> {
+    fn validate(&self) -> Result<(), DriftConfigError> {
         for (name, v) in [("alpha", self.alpha), ("beta", self.beta)] {
             if !(0.0..=1.0).contains(&v) {
                 return Err(out_of_range(KIND, name, format!("must be in [0, 1], got {v}")));

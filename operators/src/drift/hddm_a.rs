@@ -10,17 +10,10 @@
 use serde::{Deserialize, Serialize};
 
 use super::{
-    check_open, parse_bool, parse_f64, DetectorSnapshot, DriftConfigError, DriftDetector, DriftState,
-    ParamInfo, RunningMean,
+    check_open, DetectorKind, DetectorSnapshot, DriftConfigError, DriftDetector, DriftState, RunningMean,
 };
 
 const KIND: &str = "hddm_a";
-
-pub(super) const PARAMS: &[ParamInfo] = &[
-    ParamInfo { name: "drift_confidence", default: "0.001", help: "confidence level of the drift test" },
-    ParamInfo { name: "warning_confidence", default: "0.005", help: "confidence level of the warning test" },
-    ParamInfo { name: "two_sided_test", default: "false", help: "also detect decreases of the mean" },
-];
 
 /// Parameters of [`HddmADetector`]; defaults are River's.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -40,19 +33,16 @@ impl Default for HddmAConfig {
     }
 }
 
-impl HddmAConfig {
-    pub(super) fn set_param(&mut self, name: &str, value: &str) -> Result<(), DriftConfigError> {
-        match name {
-            "drift_confidence" => self.drift_confidence = parse_f64(KIND, name, value)?,
-            "warning_confidence" => self.warning_confidence = parse_f64(KIND, name, value)?,
-            "two_sided_test" => self.two_sided_test = parse_bool(KIND, name, value)?,
-            _ => unreachable!("parameter {name} is listed in PARAMS but not handled"),
-        }
-        Ok(())
+impl DetectorKind for HddmAConfig {
+    const KIND: &'static str = KIND;
+    type Detector = HddmADetector;
+
+    fn build(&self) -> Result<HddmADetector, DriftConfigError> {
+        HddmADetector::new(self.clone())
     }
 
     /// Check every parameter's range.
-    pub fn validate(&self) -> Result<(), DriftConfigError> {
+    fn validate(&self) -> Result<(), DriftConfigError> {
         check_open(KIND, "drift_confidence", self.drift_confidence, 0.0, 1.0)?;
         check_open(KIND, "warning_confidence", self.warning_confidence, 0.0, 1.0)
     }

@@ -18,30 +18,10 @@ use std::collections::VecDeque;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    check_open, out_of_range, parse_f64, parse_u32, parse_u64, DetectorSnapshot, DriftConfigError,
-    DriftDetector, DriftState, ParamInfo,
+    check_open, out_of_range, DetectorKind, DetectorSnapshot, DriftConfigError, DriftDetector, DriftState,
 };
 
 const KIND: &str = "kswin";
-
-pub(super) const PARAMS: &[ParamInfo] = &[
-    ParamInfo {
-        name: "alpha",
-        default: "0.005",
-        help: "p-value at or below which (with statistic > 0.1) drift is signalled",
-    },
-    ParamInfo { name: "window_size", default: "100", help: "size of the sliding window" },
-    ParamInfo {
-        name: "stat_size",
-        default: "30",
-        help: "size of the recent sub-window and of the sample of older values",
-    },
-    ParamInfo {
-        name: "seed",
-        default: "none",
-        help: "seed of the sampler (as Python's random.Random(seed)); none: from the clock",
-    },
-];
 
 /// Parameters of [`KswinDetector`]; defaults are River's.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -54,8 +34,44 @@ pub struct KswinConfig {
     /// Size of the statistic windows (`2 * stat_size <= window_size`).
     pub stat_size: u32,
     /// Seed of the sampler. `None` (River's default) seeds from the system clock, so runs are not
-    /// reproducible; set it for reproducible detections.
+    /// reproducible; set it for reproducible detections. Written as an integer, or `"none"`
+    /// (so that `eddy detect kswin --param seed=none` states the default explicitly).
+    #[serde(deserialize_with = "seed_or_none")]
     pub seed: Option<u64>,
+}
+
+/// Deserialises [`KswinConfig::seed`]: an integer, nothing/null, or the string `"none"`.
+fn seed_or_none<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<u64>, D::Error> {
+    struct SeedVisitor;
+    impl<'de> serde::de::Visitor<'de> for SeedVisitor {
+        type Value = Option<u64>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a non-negative integer seed or \"none\"")
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Self::Value, E> {
+            Ok(Some(v))
+        }
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Self::Value, E> {
+            u64::try_from(v).map(Some).map_err(|_| E::invalid_value(serde::de::Unexpected::Signed(v), &self))
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+            if v.trim().is_empty() || v.trim().eq_ignore_ascii_case("none") {
+                Ok(None)
+            } else {
+                Err(E::invalid_value(serde::de::Unexpected::Str(v), &self))
+            }
+        }
+        fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+    deserializer.deserialize_option(SeedVisitor)
 }
 
 impl Default for KswinConfig {
@@ -64,25 +80,16 @@ impl Default for KswinConfig {
     }
 }
 
-impl KswinConfig {
-    pub(super) fn set_param(&mut self, name: &str, value: &str) -> Result<(), DriftConfigError> {
-        match name {
-            "alpha" => self.alpha = parse_f64(KIND, name, value)?,
-            "window_size" => self.window_size = parse_u32(KIND, name, value)?,
-            "stat_size" => self.stat_size = parse_u32(KIND, name, value)?,
-            "seed" => {
-                self.seed = match value.to_ascii_lowercase().as_str() {
-                    "none" | "" => None,
-                    _ => Some(parse_u64(KIND, name, value)?),
-                }
-            }
-            _ => unreachable!("parameter {name} is listed in PARAMS but not handled"),
-        }
-        Ok(())
+impl DetectorKind for KswinConfig {
+    const KIND: &'static str = KIND;
+    type Detector = KswinDetector;
+
+    fn build(&self) -> Result<KswinDetector, DriftConfigError> {
+        KswinDetector::new(self.clone())
     }
 
     /// Check every parameter's range.
-    pub fn validate(&self) -> Result<(), DriftConfigError> {
+    fn validate(&self) -> Result<(), DriftConfigError> {
         check_open(KIND, "alpha", self.alpha, 0.0, 1.0)?;
         if self.stat_size == 0 {
             return Err(out_of_range(KIND, "stat_size", "must be at least 1"));

@@ -7,19 +7,10 @@
 use serde::{Deserialize, Serialize};
 
 use super::{
-    out_of_range, parse_f64, parse_u32, DetectorSnapshot, DriftConfigError, DriftDetector, DriftState,
-    ParamInfo, RunningMean,
+    out_of_range, DetectorKind, DetectorSnapshot, DriftConfigError, DriftDetector, DriftState, RunningMean,
 };
 
 const KIND: &str = "page_hinkley";
-
-pub(super) const PARAMS: &[ParamInfo] = &[
-    ParamInfo { name: "min_instances", default: "30", help: "values seen before a change can be signalled" },
-    ParamInfo { name: "delta", default: "0.005", help: "magnitude of changes that are tolerated" },
-    ParamInfo { name: "threshold", default: "50.0", help: "detection threshold (lambda)" },
-    ParamInfo { name: "alpha", default: "0.9999", help: "fading factor of the cumulative sums" },
-    ParamInfo { name: "mode", default: "both", help: "`up`, `down` or `both`: which mean changes to detect" },
-];
 
 /// Which direction of change [`PageHinkleyDetector`] monitors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
@@ -62,28 +53,16 @@ impl Default for PageHinkleyConfig {
     }
 }
 
-impl PageHinkleyConfig {
-    pub(super) fn set_param(&mut self, name: &str, value: &str) -> Result<(), DriftConfigError> {
-        match name {
-            "min_instances" => self.min_instances = parse_u32(KIND, name, value)?,
-            "delta" => self.delta = parse_f64(KIND, name, value)?,
-            "threshold" => self.threshold = parse_f64(KIND, name, value)?,
-            "alpha" => self.alpha = parse_f64(KIND, name, value)?,
-            "mode" => {
-                self.mode = match value.to_ascii_lowercase().as_str() {
-                    "up" => PageHinkleyMode::Up,
-                    "down" => PageHinkleyMode::Down,
-                    "both" => PageHinkleyMode::Both,
-                    _ => return Err(super::invalid(KIND, name, value, "one of `up`, `down`, `both`")),
-                }
-            }
-            _ => unreachable!("parameter {name} is listed in PARAMS but not handled"),
-        }
-        Ok(())
+impl DetectorKind for PageHinkleyConfig {
+    const KIND: &'static str = KIND;
+    type Detector = PageHinkleyDetector;
+
+    fn build(&self) -> Result<PageHinkleyDetector, DriftConfigError> {
+        PageHinkleyDetector::new(self.clone())
     }
 
     /// Check every parameter's range.
-    pub fn validate(&self) -> Result<(), DriftConfigError> {
+    fn validate(&self) -> Result<(), DriftConfigError> {
         if !(self.alpha > 0.0 && self.alpha <= 1.0) {
             return Err(out_of_range(KIND, "alpha", format!("must be in (0, 1], got {}", self.alpha)));
         }
