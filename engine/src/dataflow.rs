@@ -26,8 +26,8 @@ use crate::feature_stats::{window_stat, ClosedWindow, FeatureMonitors};
 use crate::label_join::JoinCounters;
 use crate::label_join::{EventOutcome, LabelJoin, LabelOutcome};
 use crate::merge::{Next, StreamMerger};
-use crate::metrics::{EngineMetrics, MetricsFactory, SlotMetricsHandles};
-use crate::model_lifecycle::{RetrainMetrics, RetrainState};
+use crate::metrics::{EngineMetrics, MetricsFactory, RetrainMetrics, SlotMetricsHandles};
+use crate::model_lifecycle::RetrainState;
 use crate::pipeline::{PipelineSpec, RunControl};
 use crate::promotion::PromotionGate;
 use crate::publisher::ModelPublisher;
@@ -233,18 +233,7 @@ impl<'s> Engine<'s> {
                     origin: vec![None; spec.slots.len()],
                     started: None,
                     skipped: 0,
-                    metrics: RetrainMetrics {
-                        outcomes: ["promoted", "superseded", "failed"]
-                            .map(|o| factory.counter("eddy_retrain_outcomes_total", &[("outcome", o)])),
-                        skipped_busy: factory
-                            .counter("eddy_retrain_skipped_total", &[("reason", "in_flight")]),
-                        skipped_cooldown: factory
-                            .counter("eddy_retrain_skipped_total", &[("reason", "cooldown")]),
-                        duration: factory.histogram("eddy_retrain_duration_seconds", &[]),
-                        buffer_examples: factory.gauge("eddy_training_buffer_examples", &[]),
-                        buffer_bytes: factory.gauge("eddy_training_buffer_bytes", &[]),
-                        factory: factory.clone(),
-                    },
+                    metrics: RetrainMetrics::new(factory),
                 })
             }
         };

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 use crate::dataflow::Engine;
-use crate::metrics::MetricsFactory;
+use crate::metrics::RetrainMetrics;
 use crate::publisher::PublishJob;
 use crate::retrain::{RetrainOutcome, RetrainRecord, Running, TrainingBuffer};
 use crate::summary::PromotionRecord;
@@ -31,30 +31,6 @@ pub(crate) struct RetrainState {
     pub(crate) started: Option<Instant>,
     pub(crate) skipped: u64,
     pub(crate) metrics: RetrainMetrics,
-}
-
-impl RetrainMetrics {
-    /// Counts a retrain reaching a final outcome (`rejected` is only known when the run ends,
-    /// and is reported in the summary).
-    pub(crate) fn count(&self, outcome: RetrainOutcome) {
-        let i = match outcome {
-            RetrainOutcome::Promoted => 0,
-            RetrainOutcome::Superseded => 1,
-            RetrainOutcome::Failed => 2,
-            RetrainOutcome::Pending | RetrainOutcome::Rejected => return,
-        };
-        self.outcomes[i].increment(1);
-    }
-}
-
-pub(crate) struct RetrainMetrics {
-    pub(crate) outcomes: [metrics::Counter; 3],
-    pub(crate) skipped_busy: metrics::Counter,
-    pub(crate) skipped_cooldown: metrics::Counter,
-    pub(crate) duration: metrics::Histogram,
-    pub(crate) buffer_examples: metrics::Gauge,
-    pub(crate) buffer_bytes: metrics::Gauge,
-    pub(crate) factory: MetricsFactory,
 }
 
 impl<'s> Engine<'s> {
@@ -220,10 +196,7 @@ impl<'s> Engine<'s> {
                 rt.metrics.skipped_cooldown.increment(1);
                 rt.skipped += 1;
             } else {
-                rt.metrics
-                    .factory
-                    .counter("eddy_retrain_triggers_total", &[("trigger", &trigger)])
-                    .increment(1);
+                rt.metrics.triggered(&trigger);
                 rt.armed = Some((trigger, joined + config.collect_after_trigger));
             }
         }
