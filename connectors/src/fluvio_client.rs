@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use eddy_engine::metrics::MetricsFactory;
+use eddy_engine::metrics::{ConnectorDirection, MetricsFactory, FLUVIO_CONNECTED, FLUVIO_RECONNECTS_TOTAL};
 use fluvio::config::ConfigFile;
 use fluvio::FluvioClusterConfig;
 use metrics::{Counter, Gauge};
@@ -129,11 +129,11 @@ pub struct ConnectionMetrics {
 
 impl ConnectionMetrics {
     /// Registers the series of connector `name`.
-    pub fn new(f: &MetricsFactory, name: &str, direction: &'static str) -> Self {
-        let l = [("connector", name), ("direction", direction)];
+    pub fn new(f: &MetricsFactory, name: &str, direction: ConnectorDirection) -> Self {
+        let l = [("connector", name), ("direction", direction.as_str())];
         ConnectionMetrics {
-            connected: f.gauge("eddy_fluvio_connected", &l),
-            reconnects: f.counter("eddy_fluvio_reconnects_total", &l),
+            connected: f.gauge(&FLUVIO_CONNECTED, &l),
+            reconnects: f.counter(&FLUVIO_RECONNECTS_TOTAL, &l),
         }
     }
 

@@ -21,7 +21,7 @@ use eddy_scorer::encoding::FeatureKind;
 use serde::{Deserialize, Serialize};
 
 use crate::error::EngineError;
-use crate::metrics::MetricsFactory;
+use crate::metrics::{MetricsFactory, FEATURE_SQL_FILTERED_TOTAL};
 use crate::record::{DeadLetter, SourceBatch, StreamRole};
 use crate::source::{SourceError, StreamSpec};
 use crate::units::ConfigSize;
@@ -172,7 +172,7 @@ impl FeatureStage {
             checked: AtomicBool::new(false),
             filtered: AtomicU64::new(0),
             failed: AtomicU64::new(0),
-            filtered_metric: factory.counter("eddy_feature_sql_filtered_total", &[]),
+            filtered_metric: factory.counter(&FEATURE_SQL_FILTERED_TOTAL, &[]),
         }))
     }
 

@@ -19,7 +19,11 @@ use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::xxh3_64;
 
 use crate::error::{CheckpointError, EngineError};
-use crate::metrics::MetricsFactory;
+use crate::metrics::{
+    MetricsFactory, FEATURE_KS, FEATURE_PSI, FEATURE_WINDOW_MAX, FEATURE_WINDOW_MEAN, FEATURE_WINDOW_MIN,
+    FEATURE_WINDOW_QUANTILE, FEATURE_WINDOW_STD, FEATURE_WINDOW_VALUES, WINDOW_KEYS,
+    WINDOW_LATE_RECORDS_TOTAL, WINDOW_STATE_BYTES,
+};
 use crate::summary::DriftRecord;
 
 /// `[windows.NAME]`: windowed statistics of some numeric features.
@@ -135,17 +139,17 @@ impl WindowGauges {
         }
         let q: Vec<String> = quantiles.iter().map(|q| q.to_string()).collect();
         WindowGauges {
-            count: f.gauge("eddy_feature_window_count", &labels),
-            mean: f.gauge("eddy_feature_window_mean", &labels),
-            std: f.gauge("eddy_feature_window_std", &labels),
-            min: f.gauge("eddy_feature_window_min", &labels),
-            max: f.gauge("eddy_feature_window_max", &labels),
+            count: f.gauge(&FEATURE_WINDOW_VALUES, &labels),
+            mean: f.gauge(&FEATURE_WINDOW_MEAN, &labels),
+            std: f.gauge(&FEATURE_WINDOW_STD, &labels),
+            min: f.gauge(&FEATURE_WINDOW_MIN, &labels),
+            max: f.gauge(&FEATURE_WINDOW_MAX, &labels),
             quantiles: q
                 .iter()
                 .map(|q| {
                     let mut l = labels.clone();
-                    l.push(("quantile", q));
-                    f.gauge("eddy_feature_window_quantile", &l)
+                    l.push(("q", q));
+                    f.gauge(&FEATURE_WINDOW_QUANTILE, &l)
                 })
                 .collect(),
         }
@@ -261,9 +265,9 @@ impl FeatureMonitors {
                     key_names: HashMap::new(),
                     quantiles: config.stats.quantiles.clone(),
                     late_published: 0,
-                    late: factory.counter("eddy_window_late_records_total", &labels),
-                    bytes: factory.gauge("eddy_window_state_bytes", &labels),
-                    keys: factory.gauge("eddy_window_keys", &labels),
+                    late: factory.counter(&WINDOW_LATE_RECORDS_TOTAL, &labels),
+                    bytes: factory.gauge(&WINDOW_STATE_BYTES, &labels),
+                    keys: factory.gauge(&WINDOW_KEYS, &labels),
                     feature,
                     group_by: config.group_by.clone(),
                     stats,
@@ -284,8 +288,8 @@ impl FeatureMonitors {
                     recent: (r.reference == ReferenceFrom::Champion)
                         .then(|| std::collections::VecDeque::with_capacity(r.settings.reference_size)),
                     recent_cap: r.settings.reference_size,
-                    psi: factory.gauge("eddy_feature_psi", &l),
-                    ks: factory.gauge("eddy_feature_ks", &l),
+                    psi: factory.gauge(&FEATURE_PSI, &l),
+                    ks: factory.gauge(&FEATURE_KS, &l),
                     feature,
                     drift,
                 });

@@ -510,7 +510,7 @@ impl<'s> Models<'s> {
                 rt.metrics.skipped_cooldown.increment(1);
                 rt.skipped += 1;
             } else {
-                rt.metrics.triggered(&trigger);
+                rt.metrics.triggered(&trigger.to_string());
                 rt.armed = Some((trigger, joined + config.collect_after_trigger));
             }
         }

@@ -386,8 +386,10 @@ fn write_dead_letters(
             counters
                 .entry((d.source.clone(), d.reason.clone()))
                 .or_insert_with(|| {
-                    metrics
-                        .counter("eddy_dead_letters_total", &[("source", &d.source), ("reason", &d.reason)])
+                    metrics.counter(
+                        &crate::metrics::DEAD_LETTERS_TOTAL,
+                        &[("source", &d.source), ("reason", &d.reason)],
+                    )
                 })
                 .increment(1);
             if outputs.is_empty() && warned < 10 {

@@ -264,6 +264,20 @@ pub enum RetrainOutcome {
     Failed,
 }
 
+impl RetrainOutcome {
+    /// The snake_case name, as in the summary and the `outcome` label of
+    /// `eddy_retrain_outcomes_total`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RetrainOutcome::Pending => "pending",
+            RetrainOutcome::Rejected => "rejected",
+            RetrainOutcome::Promoted => "promoted",
+            RetrainOutcome::Superseded => "superseded",
+            RetrainOutcome::Failed => "failed",
+        }
+    }
+}
+
 /// One retrain, as listed in the run summary.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RetrainRecord {

@@ -44,7 +44,10 @@ use crate::error::{CheckpointError, EngineError};
 use crate::feature_sql::AggregateSummary;
 use crate::feature_sql::FeaturesConfig;
 use crate::merge::StreamMerger;
-use crate::metrics::MetricsFactory;
+use crate::metrics::{
+    MetricsFactory, FEATURE_AGGREGATE_EVICTIONS_TOTAL, FEATURE_AGGREGATE_KEYS, FEATURE_AGGREGATE_LATE_TOTAL,
+    FEATURE_AGGREGATE_STATE_BYTES, FEATURE_AGGREGATE_VALUE,
+};
 use crate::record::{SourceBatch, StreamRole};
 use crate::source::SourceError;
 
@@ -269,9 +272,7 @@ impl WindowFeatures {
             let values = if config.export_metrics {
                 outputs
                     .iter()
-                    .map(|o| {
-                        factory.gauge("eddy_feature_aggregate_value", &[("aggregate", name), ("output", o)])
-                    })
+                    .map(|o| factory.gauge(&FEATURE_AGGREGATE_VALUE, &[("aggregate", name), ("output", o)]))
                     .collect()
             } else {
                 Vec::new()
@@ -279,10 +280,10 @@ impl WindowFeatures {
             aggregates.push(Aggregate {
                 name: name.clone(),
                 export: config.export_metrics,
-                keys_gauge: factory.gauge("eddy_feature_aggregate_keys", &labels),
-                bytes_gauge: factory.gauge("eddy_feature_aggregate_state_bytes", &labels),
-                evictions: factory.counter("eddy_feature_aggregate_evictions_total", &labels),
-                late: factory.counter("eddy_feature_aggregate_late_total", &labels),
+                keys_gauge: factory.gauge(&FEATURE_AGGREGATE_KEYS, &labels),
+                bytes_gauge: factory.gauge(&FEATURE_AGGREGATE_STATE_BYTES, &labels),
+                evictions: factory.counter(&FEATURE_AGGREGATE_EVICTIONS_TOTAL, &labels),
+                late: factory.counter(&FEATURE_AGGREGATE_LATE_TOTAL, &labels),
                 values,
                 key,
                 inputs: Vec::new(),

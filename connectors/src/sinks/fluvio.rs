@@ -25,7 +25,7 @@ use arrow_array::cast::AsArray;
 use arrow_array::types::UInt64Type;
 use arrow_array::{Array, RecordBatch};
 use arrow_schema::DataType;
-use eddy_engine::metrics::MetricsFactory;
+use eddy_engine::metrics::{ConnectorDirection, MetricsFactory};
 use eddy_engine::sink::{Sink, SinkError, SinkInput};
 use eddy_engine::units::ConfigDuration;
 use fluvio::metadata::topic::TopicSpec;
@@ -107,7 +107,7 @@ impl FluvioSinkConfig {
             unacked: VecDeque::new(),
             max_in_flight: self.max_in_flight.max(1),
             backoff: Backoff::new(self.max_backoff.0),
-            connection: ConnectionMetrics::new(metrics, name, "sink"),
+            connection: ConnectionMetrics::new(metrics, name, ConnectorDirection::Sink),
         }))
     }
 }

@@ -24,7 +24,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use eddy_engine::metrics::MetricsFactory;
+use eddy_engine::metrics::{ConnectorDirection, MetricsFactory, SOURCE_COMMITTED_OFFSET, SOURCE_LAG_RECORDS};
 use eddy_engine::record::{SourceBatch, StreamRole};
 use eddy_engine::source::{Poll, Source, SourceContext, SourceError, SourcePosition};
 use eddy_engine::units::ConfigDuration;
@@ -220,7 +220,7 @@ impl FluvioSourceConfig {
             consumer: self.consumer.clone(),
             next: positions.next.clone(),
             max_backoff: self.max_backoff.0,
-            connection: ConnectionMetrics::new(&cx.metrics, &cx.name, "source"),
+            connection: ConnectionMetrics::new(&cx.metrics, &cx.name, ConnectorDirection::Source),
             watermarks: watermarks.clone(),
             tx,
         };
@@ -717,8 +717,7 @@ impl FluvioSource {
         for (p, hw) in watermarks {
             let gauge = self.lag.entry(p).or_insert_with(|| {
                 let partition = p.to_string();
-                self.metrics
-                    .gauge("eddy_source_lag_records", &[("source", &self.name), ("partition", &partition)])
+                self.metrics.gauge(&SOURCE_LAG_RECORDS, &[("source", &self.name), ("partition", &partition)])
             });
             gauge.set(self.positions.lag(p, hw) as f64);
         }
@@ -770,10 +769,8 @@ impl Source for FluvioSource {
             }
             let gauge = self.committed_gauges.entry(p).or_insert_with(|| {
                 let partition = p.to_string();
-                self.metrics.gauge(
-                    "eddy_source_committed_offset",
-                    &[("source", &self.name), ("partition", &partition)],
-                )
+                self.metrics
+                    .gauge(&SOURCE_COMMITTED_OFFSET, &[("source", &self.name), ("partition", &partition)])
             });
             gauge.set(offset as f64);
             debug!(source = %self.name, partition = p, offset, "consumer offset committed");
