@@ -3,7 +3,7 @@
 
 use eddy_engine::record::StreamRole;
 
-use super::load::{suggest, ConfigError, Located};
+use super::located::{suggest, ConfigError, Located};
 use super::PipelineConfig;
 use eddy_connectors::sources::SourceConfig;
 
