@@ -92,9 +92,10 @@ pub struct LabelField {
     pub binary: bool,
 }
 
-/// Everything a source needs from the pipeline when it is built.
+/// Everything a source needs from the pipeline when it is built (what a source config's
+/// `build` receives).
 #[derive(Debug, Clone)]
-pub struct SourceContext {
+pub struct SourceBuildContext {
     /// Config name of the source.
     pub name: String,
     /// Decoding spec of the events stream.
@@ -114,7 +115,10 @@ pub struct SourceContext {
     pub metrics: crate::metrics::MetricsFactory,
 }
 
-impl SourceContext {
+/// The former name of [`SourceBuildContext`].
+pub type SourceContext = SourceBuildContext;
+
+impl SourceBuildContext {
     /// The decoding spec of this source's role.
     pub fn spec(&self) -> &StreamSpec {
         match self.role {
