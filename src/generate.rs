@@ -10,11 +10,12 @@ use clap::{Args, ValueEnum};
 use eddy_connectors::sinks::arrow_ipc::ArrowIpcSinkConfig;
 use eddy_connectors::sinks::csv::CsvSinkConfig;
 use eddy_connectors::sinks::jsonl::JsonLinesSinkConfig;
-use eddy_connectors::sinks::SinkConfig;
+use eddy_connectors::sinks::{BuildSink, SinkConfig};
 use eddy_connectors::sources::generator::{ConceptConfig, GeneratorSourceConfig};
+use eddy_connectors::sources::BuildSource;
 use eddy_engine::record::StreamRole;
-use eddy_engine::sink::SinkResume;
-use eddy_engine::source::{LabelField, Poll, SourceContext, StreamSpec};
+use eddy_engine::sink::{SinkBuildContext, SinkInput, SinkResume};
+use eddy_engine::source::{LabelField, Poll, SourceBuildContext, StreamSpec};
 use eddy_engine::units::ConfigDuration;
 
 /// File format of generated data.
@@ -88,7 +89,7 @@ fn run(args: &GenerateArgs) -> Result<(), Box<dyn std::error::Error>> {
         label: label.then(|| LabelField { name: "label".into(), binary: true }),
         declared: Vec::new(),
     };
-    let cx = SourceContext {
+    let cx = SourceBuildContext {
         name: "generator".into(),
         events: spec(false),
         labels: spec(true),
@@ -112,9 +113,15 @@ fn run(args: &GenerateArgs) -> Result<(), Box<dyn std::error::Error>> {
             Format::ArrowIpc => SinkConfig::ArrowIpc(ArrowIpcSinkConfig { path, input: None }),
         }
     };
-    let noop = eddy_engine::metrics::MetricsFactory::noop("generate");
-    let mut events = sink("events").build("events", SinkResume::Fresh, &noop)?;
-    let mut labels = sink("labels").build("labels", SinkResume::Fresh, &noop)?;
+    // The files hold the streams themselves, whatever output a sink would normally receive.
+    let sink_cx = |name: &str| SinkBuildContext {
+        name: name.to_string(),
+        input: SinkInput::Predictions,
+        resume: SinkResume::Fresh,
+        metrics: eddy_engine::metrics::MetricsFactory::noop("generate"),
+    };
+    let mut events = sink("events").build(&sink_cx("events"))?;
+    let mut labels = sink("labels").build(&sink_cx("labels"))?;
     loop {
         match source.poll()? {
             Poll::Batch(b) => match b.role {

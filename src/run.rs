@@ -5,10 +5,12 @@ use std::process::ExitCode;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use eddy_connectors::sinks::{BuildSink, SinkKind};
+use eddy_connectors::sources::BuildSource;
 use eddy_engine::checkpoint::{CheckpointStore, FORMAT_VERSION};
 use eddy_engine::pipeline::{Pipeline, RunControl, SinkBinding};
 use eddy_engine::record::StreamRole;
-use eddy_engine::sink::SinkInput;
+use eddy_engine::sink::{SinkBuildContext, SinkInput};
 use eddy_engine::source::Source;
 
 use crate::cli::{ConfigArgs, RunArgs};
@@ -122,13 +124,15 @@ fn execute(config: &PipelineConfig, args: &RunArgs) -> Result<(), Box<dyn std::e
     let mut sinks = Vec::new();
     for (name, sink) in &config.sinks {
         let input = sink.input(name).unwrap_or(SinkInput::Predictions);
-        sinks.push(SinkBinding {
+        let cx = SinkBuildContext {
             name: name.clone(),
             input,
-            sink: sink.build(name, pipeline.sink_resume(name), pipeline.metrics())?,
-        });
+            resume: pipeline.sink_resume(name),
+            metrics: pipeline.metrics().clone(),
+        };
+        sinks.push(SinkBinding { name: name.clone(), input, sink: sink.build(&cx)? });
     }
-    let stdout_used = config.sinks.values().any(|s| s.kind() == "stdout");
+    let stdout_used = config.sinks.values().any(|s| s.kind() == SinkKind::Stdout);
 
     let progress =
         (!args.quiet && bounded && std::io::stderr().is_terminal()).then(|| progress_bar(&control));

@@ -12,6 +12,8 @@ use fluvio::config::ConfigFile;
 use fluvio::FluvioClusterConfig;
 use metrics::{Counter, Gauge};
 
+pub use crate::error::ClusterError;
+
 /// Environment variable naming the cluster when a config gives no `endpoint`.
 pub const ENDPOINT_ENV: &str = "EDDY_FLUVIO_ENDPOINT";
 
@@ -32,12 +34,12 @@ pub struct Cluster {
 ///
 /// # Errors
 /// When none of the three names a cluster.
-pub fn resolve_cluster(endpoint: Option<&str>) -> Result<Cluster, String> {
+pub fn resolve_cluster(endpoint: Option<&str>) -> Result<Cluster, ClusterError> {
     resolve_cluster_with(endpoint, std::env::var(ENDPOINT_ENV).ok().as_deref(), || {
         let file = ConfigFile::load(None).map_err(|e| e.to_string())?;
         let profile = file.config().current_profile_name().unwrap_or("(none)").to_string();
         let cluster = file.config().current_cluster().map_err(|e| e.to_string())?.clone();
-        Ok((cluster, profile))
+        Ok::<_, String>((cluster, profile))
     })
 }
 
@@ -45,11 +47,11 @@ pub fn resolve_cluster(endpoint: Option<&str>) -> Result<Cluster, String> {
 ///
 /// # Errors
 /// When none of the three names a cluster.
-pub fn resolve_cluster_with(
+pub fn resolve_cluster_with<E: std::fmt::Display>(
     endpoint: Option<&str>,
     env: Option<&str>,
-    profile: impl FnOnce() -> Result<(FluvioClusterConfig, String), String>,
-) -> Result<Cluster, String> {
+    profile: impl FnOnce() -> Result<(FluvioClusterConfig, String), E>,
+) -> Result<Cluster, ClusterError> {
     if let Some(e) = endpoint {
         return Ok(Cluster { config: FluvioClusterConfig::new(e), origin: "config".into() });
     }
@@ -58,9 +60,7 @@ pub fn resolve_cluster_with(
     }
     match profile() {
         Ok((config, name)) => Ok(Cluster { config, origin: format!("Fluvio profile `{name}`") }),
-        Err(why) => Err(format!(
-            "no Fluvio cluster given: set `endpoint = \"HOST:PORT\"`, or {ENDPOINT_ENV}, or a current Fluvio profile ({why})"
-        )),
+        Err(why) => Err(ClusterError { env: ENDPOINT_ENV, profile: why.to_string() }),
     }
 }
 
@@ -186,11 +186,12 @@ mod tests {
         assert_eq!((c.config.endpoint.as_str(), c.origin.as_str()), ("a:1", "config"));
         let c = resolve_cluster_with(None, Some("b:2"), no_profile).unwrap();
         assert_eq!((c.config.endpoint.as_str(), c.origin.as_str()), ("b:2", ENDPOINT_ENV));
-        let c =
-            resolve_cluster_with(None, Some("  "), || Ok((FluvioClusterConfig::new("c:3"), "local".into())))
-                .unwrap();
+        let c = resolve_cluster_with(None, Some("  "), || {
+            Ok::<_, String>((FluvioClusterConfig::new("c:3"), "local".into()))
+        })
+        .unwrap();
         assert_eq!((c.config.endpoint.as_str(), c.origin.as_str()), ("c:3", "Fluvio profile `local`"));
-        let e = resolve_cluster_with(None, None, no_profile).unwrap_err();
+        let e = resolve_cluster_with(None, None, no_profile).unwrap_err().to_string();
         assert!(e.contains("EDDY_FLUVIO_ENDPOINT") && e.contains("no ~/.fluvio/config"), "{e}");
     }
 

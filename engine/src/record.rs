@@ -1,6 +1,8 @@
 //! What flows between stages: decoded batches tagged with their stream role and source
 //! offsets, and the dead letters rejected on the way.
 
+use std::collections::BTreeMap;
+
 use arrow_array::RecordBatch;
 
 /// Which stream a batch belongs to.
@@ -43,7 +45,7 @@ pub struct SourceBatch {
     pub dead_letters: Vec<DeadLetter>,
     /// Where the source resumes after this batch; `None` for sources that cannot resume
     /// (stdin).
-    pub position: Option<crate::source::SourcePosition>,
+    pub position: Option<SourcePosition>,
     /// The batch's number among those whose windowed aggregates a source thread computed
     /// (`window_features.rs`), so a checkpoint knows which batches the aggregates have seen.
     pub aggregated: Option<u64>,
@@ -89,4 +91,37 @@ impl DeadLetter {
             record: record[..end].to_string(),
         }
     }
+}
+
+/// Where a source resumes after a restart: just past the last batch the engine took from it.
+///
+/// A checkpoint stores one per source, next to the state that reflects exactly the rows before
+/// it (rows the engine had taken but not yet processed are checkpointed with the state), so a
+/// restored pipeline reads every record once.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum SourcePosition {
+    /// Newline-delimited text: the next line's index and byte offset.
+    Lines {
+        /// 0-based index of the next line.
+        line: u64,
+        /// Byte offset of the next line.
+        byte: u64,
+    },
+    /// Row-oriented input (Arrow IPC files, generators): rows already handed over.
+    Rows {
+        /// Number of rows handed over.
+        rows: u64,
+    },
+    /// A generator: batches handed over (it regenerates and discards them to resume, which
+    /// reproduces its random state exactly).
+    Batches {
+        /// Number of batches handed over.
+        batches: u64,
+    },
+    /// A partitioned stream topic: the next offset to read in each partition.
+    Partitions {
+        /// Partition number to next offset.
+        next: BTreeMap<u32, i64>,
+    },
 }

@@ -104,3 +104,17 @@ pub enum SinkResume {
     /// Restoring a checkpoint that recorded no position for this sink: append.
     Append,
 }
+
+/// Everything a sink needs from the pipeline when it is built (what a sink config's `build`
+/// receives).
+#[derive(Debug, Clone)]
+pub struct SinkBuildContext {
+    /// Config name of the sink.
+    pub name: String,
+    /// The output the sink receives.
+    pub input: SinkInput,
+    /// How it starts: fresh, or continuing after a checkpoint.
+    pub resume: SinkResume,
+    /// Where the sink registers its own metrics (connection state).
+    pub metrics: crate::metrics::MetricsFactory,
+}

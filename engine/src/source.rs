@@ -7,10 +7,9 @@
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-use std::collections::BTreeMap;
-
 use eddy_scorer::encoding::FeatureKind;
 
+pub use crate::record::SourcePosition;
 use crate::record::{SourceBatch, StreamRole};
 
 /// Result of one poll of a source.
@@ -40,39 +39,6 @@ impl SourceError {
     pub fn new(name: &str, message: impl Into<String>) -> Self {
         SourceError { source_name: name.to_string(), message: message.into() }
     }
-}
-
-/// Where a source resumes after a restart: just past the last batch the engine took from it.
-///
-/// A checkpoint stores one per source, next to the state that reflects exactly the rows before
-/// it (rows the engine had taken but not yet processed are checkpointed with the state), so a
-/// restored pipeline reads every record once.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum SourcePosition {
-    /// Newline-delimited text: the next line's index and byte offset.
-    Lines {
-        /// 0-based index of the next line.
-        line: u64,
-        /// Byte offset of the next line.
-        byte: u64,
-    },
-    /// Row-oriented input (Arrow IPC files, generators): rows already handed over.
-    Rows {
-        /// Number of rows handed over.
-        rows: u64,
-    },
-    /// A generator: batches handed over (it regenerates and discards them to resume, which
-    /// reproduces its random state exactly).
-    Batches {
-        /// Number of batches handed over.
-        batches: u64,
-    },
-    /// A partitioned stream topic: the next offset to read in each partition.
-    Partitions {
-        /// Partition number to next offset.
-        next: BTreeMap<u32, i64>,
-    },
 }
 
 /// A source of events and/or labels.
@@ -126,9 +92,10 @@ pub struct LabelField {
     pub binary: bool,
 }
 
-/// Everything a source needs from the pipeline when it is built.
+/// Everything a source needs from the pipeline when it is built (what a source config's
+/// `build` receives).
 #[derive(Debug, Clone)]
-pub struct SourceContext {
+pub struct SourceBuildContext {
     /// Config name of the source.
     pub name: String,
     /// Decoding spec of the events stream.
@@ -148,7 +115,10 @@ pub struct SourceContext {
     pub metrics: crate::metrics::MetricsFactory,
 }
 
-impl SourceContext {
+/// The former name of [`SourceBuildContext`].
+pub type SourceContext = SourceBuildContext;
+
+impl SourceBuildContext {
     /// The decoding spec of this source's role.
     pub fn spec(&self) -> &StreamSpec {
         match self.role {

@@ -3,6 +3,7 @@
 //! [`PipelineSpec`] ([`PipelineConfig::to_spec`]).
 
 mod load;
+mod located;
 mod validate;
 
 pub use load::load;

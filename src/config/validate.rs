@@ -3,9 +3,8 @@
 
 use eddy_engine::record::StreamRole;
 
-use super::load::{suggest, ConfigError, Located};
+use super::located::{suggest, ConfigError, Located};
 use super::PipelineConfig;
-use eddy_connectors::sources::SourceConfig;
 
 /// Every problem of a deserialised config, located in its file.
 pub(super) fn check(c: &PipelineConfig, at: &Located) -> Vec<ConfigError> {
@@ -202,9 +201,7 @@ pub(super) fn check(c: &PipelineConfig, at: &Located) -> Vec<ConfigError> {
             }
         }
         for (name, source) in &c.sources {
-            if source.kind() == "stdin"
-                || source.path().is_none() && matches!(source, SourceConfig::Jsonl(_) | SourceConfig::Csv(_))
-            {
+            if source.reads_stdin() {
                 err(
                     format!("sources.{name}.kind"),
                     "stdin cannot resume from a checkpoint (it cannot be re-read); read a file, or leave out [checkpoint]".into(),

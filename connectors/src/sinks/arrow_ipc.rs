@@ -7,10 +7,12 @@ use std::path::PathBuf;
 
 use arrow_array::RecordBatch;
 use arrow_ipc::writer::FileWriter;
-use eddy_engine::sink::{Sink, SinkError, SinkInput, SinkResume};
+use eddy_engine::sink::{Sink, SinkBuildContext, SinkError, SinkInput, SinkResume};
 use serde::{Deserialize, Serialize};
 
 use super::jsonl::create_file;
+use super::{BuildSink, SinkKind};
+use crate::error::{ConnectorError, Problem};
 
 /// An Arrow IPC file.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -23,17 +25,18 @@ pub struct ArrowIpcSinkConfig {
     pub input: Option<SinkInput>,
 }
 
-impl ArrowIpcSinkConfig {
+impl BuildSink for ArrowIpcSinkConfig {
     /// Creates the file (the IPC writer starts with the first batch, whose schema it needs).
     ///
     /// # Errors
-    /// When the file cannot be created.
-    pub fn build(&self, name: &str, resume: SinkResume) -> Result<Box<dyn Sink>, SinkError> {
-        if resume != SinkResume::Fresh {
-            return Err(SinkError::new(name, NO_CHECKPOINTS));
+    /// When the file cannot be created, or the sink is asked to continue after a restart.
+    fn build(&self, cx: &SinkBuildContext) -> Result<Box<dyn Sink>, ConnectorError> {
+        let err = |p: Problem| ConnectorError::sink(&cx.name, SinkKind::ArrowIpc.as_str(), p);
+        if cx.resume != SinkResume::Fresh {
+            return Err(err(Problem::Unsupported(NO_CHECKPOINTS)).field("kind"));
         }
-        let file = create_file(name, &self.path, false)?;
-        Ok(Box::new(ArrowIpcSink { name: name.to_string(), file: Some(file), writer: None }))
+        let file = create_file(&self.path, false).map_err(|p| err(p).field("path"))?;
+        Ok(Box::new(ArrowIpcSink { name: cx.name.clone(), file: Some(file), writer: None }))
     }
 }
 

@@ -5,10 +5,12 @@ use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 
 use arrow_array::RecordBatch;
-use eddy_engine::sink::{Sink, SinkError, SinkInput, SinkResume};
+use eddy_engine::sink::{Sink, SinkBuildContext, SinkError, SinkInput, SinkResume};
 use serde::{Deserialize, Serialize};
 
 use super::jsonl::{durable_length, open_output};
+use super::{BuildSink, SinkKind};
+use crate::error::ConnectorError;
 
 /// A CSV file.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -21,17 +23,19 @@ pub struct CsvSinkConfig {
     pub input: Option<SinkInput>,
 }
 
-impl CsvSinkConfig {
+impl BuildSink for CsvSinkConfig {
     /// Creates the file.
     ///
     /// # Errors
-    /// When the file cannot be created.
-    pub fn build(&self, name: &str, resume: SinkResume) -> Result<Box<dyn Sink>, SinkError> {
-        let file = open_output(name, &self.path, false, resume)?;
+    /// When the file cannot be created (or, resuming, reopened).
+    fn build(&self, cx: &SinkBuildContext) -> Result<Box<dyn Sink>, ConnectorError> {
+        let resume = cx.resume;
+        let file = open_output(&self.path, false, resume)
+            .map_err(|p| ConnectorError::sink(&cx.name, SinkKind::Csv.as_str(), p).field("path"))?;
         // A restored file keeps its header; an appended-to empty file still needs one.
         let has_content = file.metadata().map(|m| m.len() > 0).unwrap_or(false);
         Ok(Box::new(CsvSink {
-            name: name.to_string(),
+            name: cx.name.clone(),
             out: Some(BufWriter::with_capacity(1 << 20, file)),
             wrote_header: resume != SinkResume::Fresh && has_content,
         }))

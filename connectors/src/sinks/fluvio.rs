@@ -24,9 +24,9 @@ use std::collections::VecDeque;
 use arrow_array::cast::AsArray;
 use arrow_array::types::UInt64Type;
 use arrow_array::{Array, RecordBatch};
-use arrow_schema::DataType;
-use eddy_engine::metrics::{ConnectorDirection, MetricsFactory};
-use eddy_engine::sink::{Sink, SinkError, SinkInput};
+use arrow_schema::{ArrowError, DataType};
+use eddy_engine::metrics::ConnectorDirection;
+use eddy_engine::sink::{Sink, SinkBuildContext, SinkError, SinkInput};
 use eddy_engine::units::ConfigDuration;
 use fluvio::metadata::topic::TopicSpec;
 use fluvio::{Fluvio, RecordKey, TopicProducerPool};
@@ -34,6 +34,8 @@ use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
 use super::jsonl::write_json_lines;
+use super::{BuildSink, SinkKind};
+use crate::error::{ConnectorError, Problem};
 use crate::fluvio_client::{
     endpoint_problem, resolve_cluster, topic_problem, Backoff, Cluster, ConnectionMetrics, CONNECT_TIMEOUT,
     MIN_BACKOFF,
@@ -84,18 +86,23 @@ impl FluvioSinkConfig {
         }
         out
     }
+}
 
+impl BuildSink for FluvioSinkConfig {
     /// Builds the sink; it connects on its first write (a cluster that is down at start is
-    /// retried then, not an error).
+    /// retried then, not an error). A topic cannot be cut back, so every resume appends.
     ///
     /// # Errors
     /// When no cluster is configured or the runtime cannot start.
-    pub fn build(&self, name: &str, metrics: &MetricsFactory) -> Result<Box<dyn Sink>, SinkError> {
-        let cluster = resolve_cluster(self.endpoint.as_deref()).map_err(|e| SinkError::new(name, e))?;
+    fn build(&self, cx: &SinkBuildContext) -> Result<Box<dyn Sink>, ConnectorError> {
+        let (name, metrics) = (cx.name.as_str(), &cx.metrics);
+        let err = |p: Problem| ConnectorError::sink(name, SinkKind::Fluvio.as_str(), p);
+        let cluster =
+            resolve_cluster(self.endpoint.as_deref()).map_err(|e| err(e.into()).field("endpoint"))?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .map_err(|e| SinkError::new(name, format!("cannot start the Fluvio runtime: {e}")))?;
+            .map_err(|e| err(Problem::Runtime(e)))?;
         info!(sink = %name, topic = %self.topic, endpoint = %cluster.config.endpoint, from = %cluster.origin, "Fluvio sink ready");
         Ok(Box::new(FluvioSink {
             name: name.to_string(),
@@ -119,13 +126,17 @@ pub type KeyedRow = (Option<String>, Vec<u8>);
 ///
 /// # Errors
 /// When the batch cannot be encoded as JSON.
-pub fn keyed_rows(batch: &RecordBatch) -> Result<Vec<KeyedRow>, String> {
+pub fn keyed_rows(batch: &RecordBatch) -> Result<Vec<KeyedRow>, ArrowError> {
     let mut json = Vec::new();
     write_json_lines(&mut json, batch)?;
     let values: Vec<Vec<u8>> =
         json.split(|b| *b == b'\n').filter(|l| !l.is_empty()).map(<[u8]>::to_vec).collect();
     if values.len() != batch.num_rows() {
-        return Err(format!("internal error: {} JSON lines for {} rows", values.len(), batch.num_rows()));
+        return Err(ArrowError::ComputeError(format!(
+            "internal error: {} JSON lines for {} rows",
+            values.len(),
+            batch.num_rows()
+        )));
     }
     let parts: &[&[&str]] = &[&["id", "slot"], &["detector", "event_index"], &["source", "offset"], &["id"]];
     let columns = parts
@@ -302,7 +313,7 @@ impl FluvioSink {
 
 impl Sink for FluvioSink {
     fn write(&mut self, batch: &RecordBatch) -> Result<(), SinkError> {
-        let rows = keyed_rows(batch).map_err(|e| self.error(e))?;
+        let rows = keyed_rows(batch).map_err(|e| self.error(e.to_string()))?;
         for (key, value) in rows {
             self.unacked.push_back((key, value, None));
             if self.unacked.len() >= self.max_in_flight {

@@ -6,8 +6,12 @@ use std::path::PathBuf;
 
 use arrow_array::RecordBatch;
 use arrow_json::LineDelimitedWriter;
-use eddy_engine::sink::{Sink, SinkError, SinkInput, SinkResume};
+use arrow_schema::ArrowError;
+use eddy_engine::sink::{Sink, SinkBuildContext, SinkError, SinkInput, SinkResume};
 use serde::{Deserialize, Serialize};
+
+use super::{BuildSink, SinkKind};
+use crate::error::{ConnectorError, Problem};
 
 /// A JSON-lines file.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -23,17 +27,15 @@ pub struct JsonLinesSinkConfig {
     pub append: bool,
 }
 
-impl JsonLinesSinkConfig {
+impl BuildSink for JsonLinesSinkConfig {
     /// Opens the file.
     ///
     /// # Errors
-    /// When the file cannot be created.
-    pub fn build(&self, name: &str, resume: SinkResume) -> Result<Box<dyn Sink>, SinkError> {
-        let file = open_output(name, &self.path, self.append, resume)?;
-        Ok(Box::new(JsonLinesSink {
-            name: name.to_string(),
-            writer: BufWriter::with_capacity(1 << 20, file),
-        }))
+    /// When the file cannot be created (or, resuming, reopened).
+    fn build(&self, cx: &SinkBuildContext) -> Result<Box<dyn Sink>, ConnectorError> {
+        let file = open_output(&self.path, self.append, cx.resume)
+            .map_err(|p| ConnectorError::sink(&cx.name, SinkKind::Jsonl.as_str(), p).field("path"))?;
+        Ok(Box::new(JsonLinesSink { name: cx.name.clone(), writer: BufWriter::with_capacity(1 << 20, file) }))
     }
 }
 
@@ -41,10 +43,9 @@ impl JsonLinesSinkConfig {
 ///
 /// # Errors
 /// When a directory or the file cannot be created.
-pub fn create_file(name: &str, path: &std::path::Path, append: bool) -> Result<File, SinkError> {
+pub fn create_file(path: &std::path::Path, append: bool) -> Result<File, Problem> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| SinkError::new(name, format!("cannot create {}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir).map_err(|source| Problem::Create { path: dir.to_path_buf(), source })?;
     }
     OpenOptions::new()
         .create(true)
@@ -52,7 +53,7 @@ pub fn create_file(name: &str, path: &std::path::Path, append: bool) -> Result<F
         .append(append)
         .truncate(!append)
         .open(path)
-        .map_err(|e| SinkError::new(name, format!("cannot open {}: {e}", path.display())))
+        .map_err(|source| Problem::Open { path: path.to_path_buf(), source })
 }
 
 /// Opens a file sink's output for `resume`: a fresh run creates it (or appends with
@@ -63,28 +64,16 @@ pub fn create_file(name: &str, path: &std::path::Path, append: bool) -> Result<F
 /// # Errors
 /// When the file cannot be opened, or is shorter than the checkpointed length (it was
 /// replaced or truncated since: its rows would be lost).
-pub fn open_output(
-    name: &str,
-    path: &std::path::Path,
-    append: bool,
-    resume: SinkResume,
-) -> Result<File, SinkError> {
+pub fn open_output(path: &std::path::Path, append: bool, resume: SinkResume) -> Result<File, Problem> {
     match resume {
-        SinkResume::Fresh => create_file(name, path, append),
-        SinkResume::Append => create_file(name, path, true),
+        SinkResume::Fresh => create_file(path, append),
+        SinkResume::Append => create_file(path, true),
         SinkResume::Truncate(len) => {
-            let err =
-                |e: std::io::Error| SinkError::new(name, format!("cannot reopen {}: {e}", path.display()));
+            let err = |source: std::io::Error| Problem::Reopen { path: path.to_path_buf(), source };
             let file = OpenOptions::new().write(true).open(path).map_err(err)?;
             let now = file.metadata().map_err(err)?.len();
             if now < len {
-                return Err(SinkError::new(
-                    name,
-                    format!(
-                        "{} has {now} bytes but the checkpoint recorded {len}: it was replaced or truncated since the checkpoint",
-                        path.display()
-                    ),
-                ));
+                return Err(Problem::OutputShrunk { path: path.to_path_buf(), len: now, recorded: len });
             }
             file.set_len(len).map_err(err)?;
             let mut file = file;
@@ -116,15 +105,15 @@ pub struct JsonLinesSink {
 ///
 /// # Errors
 /// When encoding or writing fails.
-pub fn write_json_lines(out: &mut dyn Write, batch: &RecordBatch) -> Result<(), String> {
+pub fn write_json_lines(out: &mut dyn Write, batch: &RecordBatch) -> Result<(), ArrowError> {
     let mut w = LineDelimitedWriter::new(out);
-    w.write(batch).map_err(|e| e.to_string())?;
-    w.finish().map_err(|e| e.to_string())
+    w.write(batch)?;
+    w.finish()
 }
 
 impl Sink for JsonLinesSink {
     fn write(&mut self, batch: &RecordBatch) -> Result<(), SinkError> {
-        write_json_lines(&mut self.writer, batch).map_err(|e| SinkError::new(&self.name, e))
+        write_json_lines(&mut self.writer, batch).map_err(|e| SinkError::new(&self.name, e.to_string()))
     }
 
     fn flush(&mut self) -> Result<(), SinkError> {

@@ -3,10 +3,12 @@
 use std::io::Write;
 
 use arrow_array::RecordBatch;
-use eddy_engine::sink::{Sink, SinkError, SinkInput};
+use eddy_engine::sink::{Sink, SinkBuildContext, SinkError, SinkInput};
 use serde::{Deserialize, Serialize};
 
 use super::jsonl::write_json_lines;
+use super::BuildSink;
+use crate::error::ConnectorError;
 
 /// Standard output.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -17,13 +19,13 @@ pub struct StdoutSinkConfig {
     pub input: Option<SinkInput>,
 }
 
-impl StdoutSinkConfig {
-    /// Builds the sink.
-    pub fn build(&self, name: &str) -> Box<dyn Sink> {
-        Box::new(StdoutSink {
-            name: name.to_string(),
+impl BuildSink for StdoutSinkConfig {
+    /// Builds the sink (which cannot fail).
+    fn build(&self, cx: &SinkBuildContext) -> Result<Box<dyn Sink>, ConnectorError> {
+        Ok(Box::new(StdoutSink {
+            name: cx.name.clone(),
             out: std::io::BufWriter::with_capacity(1 << 16, std::io::stdout()),
-        })
+        }))
     }
 }
 
@@ -35,7 +37,7 @@ pub struct StdoutSink {
 
 impl Sink for StdoutSink {
     fn write(&mut self, batch: &RecordBatch) -> Result<(), SinkError> {
-        write_json_lines(&mut self.out, batch).map_err(|e| SinkError::new(&self.name, e))
+        write_json_lines(&mut self.out, batch).map_err(|e| SinkError::new(&self.name, e.to_string()))
     }
 
     fn flush(&mut self) -> Result<(), SinkError> {

@@ -7,11 +7,14 @@ use std::path::PathBuf;
 
 use arrow_array::RecordBatch;
 use arrow_ipc::reader::{FileReader, StreamReader};
+use arrow_schema::ArrowError;
 use eddy_engine::record::StreamRole;
-use eddy_engine::source::{Poll, Source, SourceContext, SourceError, SourcePosition};
+use eddy_engine::source::{Poll, Source, SourceBuildContext, SourceError, SourcePosition};
 use serde::{Deserialize, Serialize};
 
 use super::normalize::Normalizer;
+use super::{BuildSource, SourceKind};
+use crate::error::{ConnectorError, Problem};
 
 /// An Arrow IPC file.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -39,29 +42,31 @@ pub struct ArrowIpcSource {
     batch_size: usize,
 }
 
-impl ArrowIpcSourceConfig {
+impl BuildSource for ArrowIpcSourceConfig {
     /// Opens the file.
     ///
     /// # Errors
-    /// When the file cannot be opened or is not Arrow IPC.
-    pub fn build(&self, cx: &SourceContext) -> Result<Box<dyn Source>, SourceError> {
-        let err = |m: String| SourceError::new(&cx.name, m);
-        let mut f =
-            File::open(&self.path).map_err(|e| err(format!("cannot open {}: {e}", self.path.display())))?;
+    /// When the file cannot be opened, is not Arrow IPC, or is shorter than the checkpoint's
+    /// position.
+    fn build(&self, cx: &SourceBuildContext) -> Result<Box<dyn Source>, ConnectorError> {
+        let err =
+            |p: Problem| ConnectorError::source(&cx.name, SourceKind::ArrowIpc.as_str(), p).field("path");
+        let path = || self.path.clone();
+        let mut f = File::open(&self.path).map_err(|source| err(Problem::Open { path: path(), source }))?;
         let mut magic = [0u8; 6];
         let is_file = f.read_exact(&mut magic).is_ok() && &magic == b"ARROW1";
-        f.seek(SeekFrom::Start(0)).map_err(|e| err(e.to_string()))?;
+        f.seek(SeekFrom::Start(0)).map_err(|e| err(Problem::Read(e)))?;
         let buf = BufReader::with_capacity(1 << 20, f);
         let reader = if is_file {
             Reader::File(
-                FileReader::try_new(buf, None).map_err(|e| {
-                    err(format!("{} is not a valid Arrow IPC file: {e}", self.path.display()))
-                })?,
+                FileReader::try_new(buf, None)
+                    .map_err(|source| err(Problem::InvalidIpcFile { path: path(), source }))?,
             )
         } else {
-            Reader::Stream(StreamReader::try_new(buf, None).map_err(|e| {
-                err(format!("{} is neither an Arrow IPC file nor an IPC stream: {e}", self.path.display()))
-            })?)
+            Reader::Stream(
+                StreamReader::try_new(buf, None)
+                    .map_err(|source| err(Problem::InvalidIpcStream { path: path(), source }))?,
+            )
         };
         let mut source = ArrowIpcSource {
             name: cx.name.clone(),
@@ -73,11 +78,12 @@ impl ArrowIpcSourceConfig {
         };
         match &cx.resume {
             None => {}
-            Some(SourcePosition::Rows { rows }) => source.skip(*rows)?,
+            Some(SourcePosition::Rows { rows }) => source.skip(*rows).map_err(err)?,
             Some(other) => {
-                return Err(err(format!(
-                "the checkpoint's position {other:?} is not a row position; was the source's kind changed?"
-            )))
+                return Err(err(Problem::WrongPosition {
+                    position: other.clone(),
+                    expected: "a row position",
+                }))
             }
         }
         Ok(Box::new(source))
@@ -86,7 +92,7 @@ impl ArrowIpcSourceConfig {
 
 impl ArrowIpcSource {
     /// The next stretch of rows to hand out: the rest of a batch cut earlier, or a new batch.
-    fn next_batch(&mut self) -> Result<Option<(RecordBatch, usize)>, SourceError> {
+    fn next_batch(&mut self) -> Result<Option<(RecordBatch, usize)>, ArrowError> {
         if let Some(p) = self.pending.take() {
             return Ok(Some(p));
         }
@@ -96,22 +102,16 @@ impl ArrowIpcSource {
         };
         match next {
             None => Ok(None),
-            Some(Err(e)) => Err(SourceError::new(&self.name, format!("cannot read batch: {e}"))),
+            Some(Err(e)) => Err(e),
             Some(Ok(b)) => Ok(Some((b, 0))),
         }
     }
 
     /// Skips the first `rows` rows (resuming from a checkpoint).
-    fn skip(&mut self, rows: u64) -> Result<(), SourceError> {
+    fn skip(&mut self, rows: u64) -> Result<(), Problem> {
         while self.next_row < rows {
-            let Some((batch, start)) = self.next_batch()? else {
-                return Err(SourceError::new(
-                    &self.name,
-                    format!(
-                        "the checkpoint resumes at row {rows} but the file has only {} rows",
-                        self.next_row
-                    ),
-                ));
+            let Some((batch, start)) = self.next_batch().map_err(Problem::ReadBatch)? else {
+                return Err(Problem::RowsEnd { rows, has: self.next_row });
             };
             let take = ((batch.num_rows() - start) as u64).min(rows - self.next_row) as usize;
             if start + take < batch.num_rows() {
@@ -125,7 +125,9 @@ impl ArrowIpcSource {
 
 impl Source for ArrowIpcSource {
     fn poll(&mut self) -> Result<Poll, SourceError> {
-        let Some((batch, start)) = self.next_batch()? else {
+        let Some((batch, start)) =
+            self.next_batch().map_err(|e| SourceError::new(&self.name, Problem::ReadBatch(e).to_string()))?
+        else {
             return Ok(Poll::End);
         };
         // Large IPC batches are cut to the pipeline's batch size to keep latency and memory

@@ -9,12 +9,14 @@ use arrow_array::RecordBatch;
 use arrow_csv::reader::{Decoder, Format, ReaderBuilder};
 use arrow_schema::{Schema, SchemaRef};
 use eddy_engine::record::StreamRole;
-use eddy_engine::source::{Source, SourceContext, SourceError};
+use eddy_engine::source::{Source, SourceBuildContext};
 use serde::{Deserialize, Serialize};
 
 use super::lines::LineChunk;
 use super::normalize::{decode_schema, Normalizer};
-use super::text::{open_text, RowDecoder, TextSource};
+use super::text::{open_text, DecodeError, RowDecoder, TextSource};
+use super::{BuildSource, SourceKind};
+use crate::error::{ConnectorError, Problem};
 
 /// A CSV file with a header (or `-` for stdin).
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -37,25 +39,36 @@ fn default_delimiter() -> char {
     ','
 }
 
-impl CsvSourceConfig {
+impl BuildSource for CsvSourceConfig {
     /// Builds the source.
     ///
     /// # Errors
-    /// When the file cannot be opened or its header cannot be read.
-    pub fn build(&self, cx: &SourceContext) -> Result<Box<dyn Source>, SourceError> {
+    /// When the delimiter is not ASCII, the file cannot be opened, its header cannot be read,
+    /// or the source cannot resume.
+    fn build(&self, cx: &SourceBuildContext) -> Result<Box<dyn Source>, ConnectorError> {
+        self.open(cx)
+            .map_err(|(field, p)| ConnectorError::source(&cx.name, SourceKind::Csv.as_str(), p).field(field))
+    }
+}
+
+impl CsvSourceConfig {
+    /// Opens the source; a failure comes with the config field to blame (the `stdin` kind
+    /// reads through this too and names itself in the error).
+    pub(crate) fn open(&self, cx: &SourceBuildContext) -> Result<Box<dyn Source>, (&'static str, Problem)> {
         if !self.delimiter.is_ascii() {
-            return Err(SourceError::new(&cx.name, "delimiter must be one ASCII character"));
+            return Err(("delimiter", Problem::Invalid("must be one ASCII character".into())));
         }
-        let (mut reader, normalizer, bounded) = open_text(cx, &self.path, self.follow)?;
+        let (mut reader, normalizer, bounded) =
+            open_text(cx, &self.path, self.follow).map_err(|p| ("path", p))?;
         let mut header = Vec::new();
-        reader.skip_lines(1, &mut header).map_err(|e| {
-            SourceError::new(&cx.name, format!("cannot read the header of {}: {e}", self.path.display()))
-        })?;
+        reader
+            .skip_lines(1, &mut header)
+            .map_err(|source| ("path", Problem::ReadHeader { path: self.path.clone(), source }))?;
         while header.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
             header.pop();
         }
         if header.is_empty() {
-            return Err(SourceError::new(&cx.name, format!("{} has no header row", self.path.display())));
+            return Err(("path", Problem::NoHeader { path: self.path.clone() }));
         }
         let decoder = CsvDecoder {
             normalizer: normalizer.clone(),
@@ -65,7 +78,7 @@ impl CsvSourceConfig {
             batch_size: cx.batch_size,
         };
         let source = TextSource::new(&cx.name, reader, Box::new(decoder), normalizer, cx.batch_size, bounded);
-        Ok(Box::new(source.resuming(cx, &self.path)?))
+        Ok(Box::new(source.resuming(cx, &self.path).map_err(|p| ("path", p))?))
     }
 }
 
@@ -79,7 +92,7 @@ pub struct CsvDecoder {
 }
 
 impl CsvDecoder {
-    fn fresh(&self, rows: usize) -> Result<Decoder, String> {
+    fn fresh(&self, rows: usize) -> Result<Decoder, DecodeError> {
         let schema = self.schema.clone().ok_or("internal error: CSV decoder used before inference")?;
         Ok(ReaderBuilder::new(schema)
             .with_header(false)
@@ -88,7 +101,7 @@ impl CsvDecoder {
             .build_decoder())
     }
 
-    fn run(decoder: &mut Decoder, bytes: &[u8]) -> Result<RecordBatch, String> {
+    fn run(decoder: &mut Decoder, bytes: &[u8]) -> Result<RecordBatch, DecodeError> {
         let mut done = 0;
         while done < bytes.len() {
             let n = decoder.decode(&bytes[done..]).map_err(|e| clean(e.to_string()))?;
@@ -98,16 +111,16 @@ impl CsvDecoder {
             done += n;
         }
         decoder.decode(&[]).map_err(|e| clean(e.to_string()))?;
-        decoder.flush().map_err(|e| clean(e.to_string()))?.ok_or_else(|| "empty CSV row".to_string())
+        decoder.flush().map_err(|e| clean(e.to_string()))?.ok_or_else(|| "empty CSV row".into())
     }
 }
 
-fn clean(s: String) -> String {
-    s.trim_start_matches("Csv error: ").trim_start_matches("Parser error: ").to_string()
+fn clean(s: String) -> DecodeError {
+    DecodeError(s.trim_start_matches("Csv error: ").trim_start_matches("Parser error: ").to_string())
 }
 
 impl RowDecoder for CsvDecoder {
-    fn infer(&mut self, sample: &LineChunk) -> Result<SchemaRef, String> {
+    fn infer(&mut self, sample: &LineChunk) -> Result<SchemaRef, DecodeError> {
         let format = Format::default().with_header(true).with_delimiter(self.delimiter);
         let mut text = self.header.clone();
         text.push(b'\n');
@@ -141,7 +154,7 @@ impl RowDecoder for CsvDecoder {
         Ok(schema)
     }
 
-    fn decode_chunk(&mut self, chunk: &LineChunk) -> Result<RecordBatch, String> {
+    fn decode_chunk(&mut self, chunk: &LineChunk) -> Result<RecordBatch, DecodeError> {
         let mut d = self.fresh(self.batch_size.max(chunk.len()) + 1)?;
         Self::run(&mut d, &chunk.buf)
     }
@@ -153,7 +166,7 @@ impl RowDecoder for CsvDecoder {
         Some(self.schema.as_ref()?.fields().get(n)?.name().clone())
     }
 
-    fn decode_line(&mut self, line: &[u8]) -> Result<RecordBatch, String> {
+    fn decode_line(&mut self, line: &[u8]) -> Result<RecordBatch, DecodeError> {
         let mut d = self.fresh(2)?;
         let mut buf = line.to_vec();
         buf.push(b'\n');

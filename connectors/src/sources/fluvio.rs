@@ -26,7 +26,7 @@ use std::time::Duration;
 
 use eddy_engine::metrics::{ConnectorDirection, MetricsFactory, SOURCE_COMMITTED_OFFSET, SOURCE_LAG_RECORDS};
 use eddy_engine::record::{SourceBatch, StreamRole};
-use eddy_engine::source::{Poll, Source, SourceContext, SourceError, SourcePosition};
+use eddy_engine::source::{Poll, Source, SourceBuildContext, SourceError, SourcePosition};
 use eddy_engine::units::ConfigDuration;
 use fluvio::consumer::{ConsumerConfigExt, ConsumerStream, OffsetManagementStrategy, RetryMode};
 use fluvio::metadata::partition::PartitionSpec;
@@ -42,6 +42,8 @@ use super::jsonl::JsonDecoder;
 use super::lines::LineChunk;
 use super::normalize::{reason, Normalizer};
 use super::text::{decode_lines, RowDecoder};
+use super::{BuildSource, SourceKind};
+use crate::error::{ConnectorError, Problem};
 use crate::fluvio_client::{
     endpoint_problem, resolve_cluster, topic_problem, Backoff, Cluster, ConnectionMetrics, CONNECT_TIMEOUT,
 };
@@ -110,18 +112,49 @@ enum RawPartitions {
     List(Vec<u32>),
 }
 
-impl TryFrom<RawPartitions> for PartitionSelection {
-    type Error = String;
+/// A `partitions` word other than `"all"`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown partitions `{0}`: expected \"all\" or a list of partition numbers like [0, 2]")]
+pub struct UnknownPartitions(pub String);
 
-    fn try_from(raw: RawPartitions) -> Result<Self, String> {
+impl TryFrom<RawPartitions> for PartitionSelection {
+    type Error = UnknownPartitions;
+
+    fn try_from(raw: RawPartitions) -> Result<Self, UnknownPartitions> {
         match raw {
             RawPartitions::Word(w) if w == "all" => Ok(PartitionSelection::All),
-            RawPartitions::Word(w) => Err(format!(
-                "unknown partitions `{w}`: expected \"all\" or a list of partition numbers like [0, 2]"
-            )),
+            RawPartitions::Word(w) => Err(UnknownPartitions(w)),
             RawPartitions::List(l) => Ok(PartitionSelection::List(l)),
         }
     }
+}
+
+/// Why committing consumer offsets failed (the pipeline logs it and commits again after the
+/// next checkpoint).
+#[derive(Debug, thiserror::Error)]
+pub enum CommitError {
+    /// The durable position is not a partition position.
+    #[error("cannot commit {0:?}: not a Fluvio partition position")]
+    NotPartitions(SourcePosition),
+    /// The cluster did not answer the connection in time.
+    #[error("no answer from {endpoint} within {timeout:?}")]
+    NoAnswer {
+        /// The cluster's endpoint.
+        endpoint: String,
+        /// How long it was given.
+        timeout: Duration,
+    },
+    /// The Fluvio client failed (its message, with causes).
+    #[error("{0}")]
+    Client(String),
+    /// Committing one partition failed.
+    #[error("partition {partition}: {message}")]
+    Partition {
+        /// The partition.
+        partition: u32,
+        /// What went wrong.
+        message: String,
+    },
 }
 
 impl From<PartitionSelection> for RawPartitions {
@@ -192,23 +225,26 @@ impl FluvioSourceConfig {
         }
         out
     }
+}
 
+impl BuildSource for FluvioSourceConfig {
     /// Builds the source and starts its reader (which connects in the background: a cluster
     /// that is down at start is retried, not an error).
     ///
     /// # Errors
     /// When no cluster is configured, the checkpoint's position is not a partition position,
     /// or the runtime cannot start.
-    pub fn build(&self, cx: &SourceContext) -> Result<Box<dyn Source>, SourceError> {
-        let err = |m: String| SourceError::new(&cx.name, m);
-        let cluster = resolve_cluster(self.endpoint.as_deref()).map_err(err)?;
+    fn build(&self, cx: &SourceBuildContext) -> Result<Box<dyn Source>, ConnectorError> {
+        let err = |p: Problem| ConnectorError::source(&cx.name, SourceKind::Fluvio.as_str(), p);
+        let cluster =
+            resolve_cluster(self.endpoint.as_deref()).map_err(|e| err(e.into()).field("endpoint"))?;
         let positions = Positions::resume(cx.resume.as_ref()).map_err(err)?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name(format!("fluvio-{}", cx.name))
             .enable_all()
             .build()
-            .map_err(|e| err(format!("cannot start the Fluvio runtime: {e}")))?;
+            .map_err(|e| err(Problem::Runtime(e)))?;
         let (tx, rx) = mpsc::channel(self.max_in_flight.max(1));
         let watermarks = Arc::new(Mutex::new(BTreeMap::new()));
         let reader = Reader {
@@ -288,13 +324,14 @@ impl Positions {
     ///
     /// # Errors
     /// When the checkpoint holds a position of another kind of source.
-    pub fn resume(resume: Option<&SourcePosition>) -> Result<Self, String> {
+    pub fn resume(resume: Option<&SourcePosition>) -> Result<Self, Problem> {
         match resume {
             None => Ok(Positions::default()),
             Some(SourcePosition::Partitions { next }) => Ok(Positions { next: next.clone() }),
-            Some(other) => Err(format!(
-                "the checkpoint's position {other:?} is not a Fluvio partition position; was the source's kind changed?"
-            )),
+            Some(other) => Err(Problem::WrongPosition {
+                position: other.clone(),
+                expected: "a Fluvio partition position",
+            }),
         }
     }
 
@@ -337,9 +374,9 @@ impl Positions {
 pub fn commits_due(
     durable: &SourcePosition,
     committed: &BTreeMap<u32, i64>,
-) -> Result<Vec<(u32, i64)>, String> {
+) -> Result<Vec<(u32, i64)>, CommitError> {
     let SourcePosition::Partitions { next } = durable else {
-        return Err(format!("cannot commit {durable:?}: not a Fluvio partition position"));
+        return Err(CommitError::NotPartitions(durable.clone()));
     };
     Ok(next
         .iter()
@@ -539,8 +576,8 @@ impl Reader {
 }
 
 /// High watermark of every partition of `topic`, from the cluster's partition status.
-async fn watermarks(admin: &fluvio::FluvioAdmin, topic: &str) -> Result<BTreeMap<u32, i64>, String> {
-    let all = admin.all::<PartitionSpec>().await.map_err(|e| format!("{e:#}"))?;
+async fn watermarks(admin: &fluvio::FluvioAdmin, topic: &str) -> Result<BTreeMap<u32, i64>, CommitError> {
+    let all = admin.all::<PartitionSpec>().await.map_err(|e| CommitError::Client(format!("{e:#}")))?;
     let prefix = format!("{topic}-");
     Ok(all
         .into_iter()
@@ -562,41 +599,45 @@ struct Committer {
 }
 
 impl Committer {
-    async fn commit(&mut self, topic: &str, p: u32, offset: i64) -> Result<(), String> {
+    async fn commit(&mut self, topic: &str, p: u32, offset: i64) -> Result<(), CommitError> {
         let Some(consumer) = self.consumer.clone() else { return Ok(()) };
+        let partition = |message: String| CommitError::Partition { partition: p, message };
         if self.client.is_none() {
             let f = tokio::time::timeout(CONNECT_TIMEOUT, Fluvio::connect_with_config(&self.cluster.config))
                 .await
-                .map_err(|_| {
-                    format!("no answer from {} within {CONNECT_TIMEOUT:?}", self.cluster.config.endpoint)
+                .map_err(|_| CommitError::NoAnswer {
+                    endpoint: self.cluster.config.endpoint.clone(),
+                    timeout: CONNECT_TIMEOUT,
                 })?
-                .map_err(|e| format!("cannot connect: {e:#}"))?;
+                .map_err(|e| CommitError::Client(format!("cannot connect: {e:#}")))?;
             self.client = Some(f);
         }
-        let client = self.client.as_ref().ok_or("internal error: no client")?;
+        let client =
+            self.client.as_ref().ok_or_else(|| CommitError::Client("internal error: no client".into()))?;
         let config = ConsumerConfigExt::builder()
             .topic(topic.to_string())
             .partition(p)
             .offset_consumer(consumer)
-            .offset_start(Offset::absolute(offset).map_err(|e| e.to_string())?)
+            .offset_start(Offset::absolute(offset).map_err(|e| CommitError::Client(e.to_string()))?)
             .offset_strategy(OffsetManagementStrategy::Manual)
             .retry_mode(RetryMode::Disabled)
             .build()
-            .map_err(|e| format!("{e:#}"))?;
-        let mut stream = client.consumer_with_config(config).await.map_err(|e| format!("{e:#}"))?;
+            .map_err(|e| CommitError::Client(format!("{e:#}")))?;
+        let mut stream =
+            client.consumer_with_config(config).await.map_err(|e| CommitError::Client(format!("{e:#}")))?;
         match stream.next().await {
             Some(Ok(r)) if r.offset() == offset => {}
             Some(Ok(r)) => {
-                return Err(format!(
-                "partition {p}: record {offset} is gone (the partition now starts at {}); cannot commit it",
-                r.offset()
-            ))
+                return Err(partition(format!(
+                    "record {offset} is gone (the partition now starts at {}); cannot commit it",
+                    r.offset()
+                )))
             }
-            Some(Err(code)) => return Err(format!("partition {p}: {code}")),
-            None => return Err(format!("partition {p}: the stream ended before record {offset}")),
+            Some(Err(code)) => return Err(partition(code.to_string())),
+            None => return Err(partition(format!("the stream ended before record {offset}"))),
         }
-        stream.offset_commit().await.map_err(|e| format!("partition {p}: commit: {e}"))?;
-        stream.offset_flush().await.map_err(|e| format!("partition {p}: flush: {e}"))?;
+        stream.offset_commit().await.map_err(|e| partition(format!("commit: {e}")))?;
+        stream.offset_flush().await.map_err(|e| partition(format!("flush: {e}")))?;
         self.committed.insert(p, offset);
         Ok(())
     }
@@ -692,7 +733,7 @@ impl FluvioSource {
                         self.normalizer.reject(
                             chunk.offsets[i],
                             reason::MALFORMED,
-                            e.clone(),
+                            e.0.clone(),
                             &chunk.line_text(i),
                         );
                     }
@@ -750,8 +791,8 @@ impl Source for FluvioSource {
         if self.committer.consumer.is_none() {
             return Ok(());
         }
-        let due =
-            commits_due(durable, &self.committer.committed).map_err(|e| SourceError::new(&self.name, e))?;
+        let due = commits_due(durable, &self.committer.committed)
+            .map_err(|e| SourceError::new(&self.name, e.to_string()))?;
         for (p, offset) in due {
             let topic = self.topic.clone();
             let committer = &mut self.committer;
@@ -760,7 +801,10 @@ impl Source for FluvioSource {
             });
             let result = match result {
                 Ok(r) => r,
-                Err(_) => Err(format!("partition {p}: no answer within {COMMIT_TIMEOUT:?}")),
+                Err(_) => Err(CommitError::Partition {
+                    partition: p,
+                    message: format!("no answer within {COMMIT_TIMEOUT:?}"),
+                }),
             };
             if let Err(why) = result {
                 // A broken client is replaced at the next commit.
@@ -895,7 +939,10 @@ max_backoff = "1ms""#,
         assert_eq!(p.lag(0, 20), 8);
         assert_eq!(p.lag(0, 5), 0);
         assert_eq!(p.lag(7, 4), 4);
-        assert!(Positions::resume(Some(&SourcePosition::Rows { rows: 5 })).unwrap_err().contains("kind"));
+        assert!(Positions::resume(Some(&SourcePosition::Rows { rows: 5 }))
+            .unwrap_err()
+            .to_string()
+            .contains("kind"));
         assert_eq!(Positions::resume(None).unwrap(), Positions::default());
     }
 

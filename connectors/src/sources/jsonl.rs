@@ -8,12 +8,14 @@ use arrow_array::RecordBatch;
 use arrow_json::reader::{Decoder, ReaderBuilder};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use eddy_engine::record::StreamRole;
-use eddy_engine::source::{Source, SourceContext, SourceError};
+use eddy_engine::source::{Source, SourceBuildContext};
 use serde::{Deserialize, Serialize};
 
 use super::lines::LineChunk;
 use super::normalize::{decode_schema, Normalizer};
-use super::text::{open_text, RowDecoder, TextSource};
+use super::text::{open_text, DecodeError, RowDecoder, TextSource};
+use super::{BuildSource, SourceKind};
+use crate::error::{ConnectorError, Problem};
 
 /// A JSON-lines file (or `-` for stdin).
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -29,16 +31,27 @@ pub struct JsonLinesSourceConfig {
     pub role: Option<StreamRole>,
 }
 
-impl JsonLinesSourceConfig {
+impl BuildSource for JsonLinesSourceConfig {
     /// Builds the source.
     ///
     /// # Errors
-    /// When the file cannot be opened.
-    pub fn build(&self, cx: &SourceContext) -> Result<Box<dyn Source>, SourceError> {
-        let (reader, normalizer, bounded) = open_text(cx, &self.path, self.follow)?;
+    /// When the file cannot be opened or the source cannot resume.
+    fn build(&self, cx: &SourceBuildContext) -> Result<Box<dyn Source>, ConnectorError> {
+        self.open(cx).map_err(|(field, p)| {
+            ConnectorError::source(&cx.name, SourceKind::Jsonl.as_str(), p).field(field)
+        })
+    }
+}
+
+impl JsonLinesSourceConfig {
+    /// Opens the source; a failure comes with the config field to blame (the `stdin` kind
+    /// reads through this too and names itself in the error).
+    pub(crate) fn open(&self, cx: &SourceBuildContext) -> Result<Box<dyn Source>, (&'static str, Problem)> {
+        let (reader, normalizer, bounded) =
+            open_text(cx, &self.path, self.follow).map_err(|p| ("path", p))?;
         let decoder = JsonDecoder::new(normalizer.clone(), cx.batch_size);
         let source = TextSource::new(&cx.name, reader, Box::new(decoder), normalizer, cx.batch_size, bounded);
-        Ok(Box::new(source.resuming(cx, &self.path)?))
+        Ok(Box::new(source.resuming(cx, &self.path).map_err(|p| ("path", p))?))
     }
 }
 
@@ -56,17 +69,17 @@ impl JsonDecoder {
         JsonDecoder { normalizer, schema: None, decoder: None, batch_size }
     }
 
-    fn fresh(&self, rows: usize) -> Result<Decoder, String> {
+    fn fresh(&self, rows: usize) -> Result<Decoder, DecodeError> {
         let schema = self.schema.clone().ok_or("internal error: JSON decoder used before inference")?;
         ReaderBuilder::new(schema)
             .with_batch_size(rows.max(1))
             .with_coerce_primitive(true)
             .with_strict_mode(false)
             .build_decoder()
-            .map_err(|e| e.to_string())
+            .map_err(|e| DecodeError(e.to_string()))
     }
 
-    fn run(decoder: &mut Decoder, bytes: &[u8]) -> Result<RecordBatch, String> {
+    fn run(decoder: &mut Decoder, bytes: &[u8]) -> Result<RecordBatch, DecodeError> {
         let mut done = 0;
         while done < bytes.len() {
             let n = decoder.decode(&bytes[done..]).map_err(|e| clean(e.to_string()))?;
@@ -75,16 +88,16 @@ impl JsonDecoder {
             }
             done += n;
         }
-        decoder.flush().map_err(|e| clean(e.to_string()))?.ok_or_else(|| "no JSON object found".to_string())
+        decoder.flush().map_err(|e| clean(e.to_string()))?.ok_or_else(|| "no JSON object found".into())
     }
 }
 
-fn clean(s: String) -> String {
-    s.trim_start_matches("Json error: ").to_string()
+fn clean(s: String) -> DecodeError {
+    DecodeError(s.trim_start_matches("Json error: ").to_string())
 }
 
 impl RowDecoder for JsonDecoder {
-    fn infer(&mut self, sample: &LineChunk) -> Result<SchemaRef, String> {
+    fn infer(&mut self, sample: &LineChunk) -> Result<SchemaRef, DecodeError> {
         let inferred = infer_majority(sample)?;
         let schema = decode_schema(self.normalizer.spec(), &inferred);
         self.schema = Some(schema.clone());
@@ -92,7 +105,7 @@ impl RowDecoder for JsonDecoder {
         Ok(schema)
     }
 
-    fn decode_chunk(&mut self, chunk: &LineChunk) -> Result<RecordBatch, String> {
+    fn decode_chunk(&mut self, chunk: &LineChunk) -> Result<RecordBatch, DecodeError> {
         let mut decoder = match self.decoder.take() {
             Some(d) => d,
             None => self.fresh(self.batch_size.max(chunk.len()) + 1)?,
@@ -111,7 +124,7 @@ impl RowDecoder for JsonDecoder {
         Some(rest.split('\'').next()?.to_string())
     }
 
-    fn decode_line(&mut self, line: &[u8]) -> Result<RecordBatch, String> {
+    fn decode_line(&mut self, line: &[u8]) -> Result<RecordBatch, DecodeError> {
         if line.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
             return Err("not a JSON object: every line must be one flat {...} object".into());
         }
@@ -123,7 +136,7 @@ impl RowDecoder for JsonDecoder {
 /// Infers field types from a sample by majority: a field that is a number in 999 lines and a
 /// string in one is numeric (the odd line is a wrong-type record for the dead letters), where
 /// Arrow's own inference would widen it to a string and silently turn a feature categorical.
-fn infer_majority(sample: &LineChunk) -> Result<Schema, String> {
+fn infer_majority(sample: &LineChunk) -> Result<Schema, DecodeError> {
     #[derive(Default)]
     struct Counts {
         number: usize,

@@ -4,11 +4,13 @@
 use std::path::PathBuf;
 
 use eddy_engine::record::StreamRole;
-use eddy_engine::source::{Source, SourceContext, SourceError};
+use eddy_engine::source::{Source, SourceBuildContext};
 use serde::{Deserialize, Serialize};
 
 use super::csv::CsvSourceConfig;
 use super::jsonl::JsonLinesSourceConfig;
+use super::{BuildSource, SourceKind};
+use crate::error::ConnectorError;
 
 /// Text format read from stdin.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
@@ -33,18 +35,20 @@ pub struct StdinSourceConfig {
     pub role: Option<StreamRole>,
 }
 
-impl StdinSourceConfig {
+impl BuildSource for StdinSourceConfig {
     /// Builds the source.
     ///
     /// # Errors
-    /// When stdin cannot be read (CSV: no header).
-    pub fn build(&self, cx: &SourceContext) -> Result<Box<dyn Source>, SourceError> {
+    /// When stdin cannot be read (CSV: no header), or a checkpoint asks it to resume.
+    fn build(&self, cx: &SourceBuildContext) -> Result<Box<dyn Source>, ConnectorError> {
         let path = PathBuf::from("-");
-        match self.format {
-            StdinFormat::Jsonl => JsonLinesSourceConfig { path, follow: false, role: self.role }.build(cx),
+        let opened = match self.format {
+            StdinFormat::Jsonl => JsonLinesSourceConfig { path, follow: false, role: self.role }.open(cx),
             StdinFormat::Csv => {
-                CsvSourceConfig { path, follow: false, role: self.role, delimiter: ',' }.build(cx)
+                CsvSourceConfig { path, follow: false, role: self.role, delimiter: ',' }.open(cx)
             }
-        }
+        };
+        // The path `-` is not the user's: no field to blame.
+        opened.map_err(|(_, p)| ConnectorError::source(&cx.name, SourceKind::Stdin.as_str(), p))
     }
 }

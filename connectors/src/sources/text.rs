@@ -7,10 +7,12 @@
 
 use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
-use eddy_engine::source::{Poll, Source, SourceContext, SourceError, SourcePosition};
+use eddy_engine::source::{Poll, Source, SourceBuildContext, SourceError, SourcePosition};
 
 use super::lines::{LineChunk, LineReader, ReadState};
 use super::normalize::{reason, Normalizer};
+pub use crate::error::DecodeError;
+use crate::error::Problem;
 
 /// A format's decoder: lines in, Arrow rows out.
 pub trait RowDecoder: Send {
@@ -18,19 +20,19 @@ pub trait RowDecoder: Send {
     ///
     /// # Errors
     /// When no line of the sample can be understood.
-    fn infer(&mut self, sample: &LineChunk) -> Result<SchemaRef, String>;
+    fn infer(&mut self, sample: &LineChunk) -> Result<SchemaRef, DecodeError>;
 
     /// Decodes all lines of `chunk`, one row per line.
     ///
     /// # Errors
     /// When any line is bad; the caller then falls back to [`RowDecoder::decode_line`].
-    fn decode_chunk(&mut self, chunk: &LineChunk) -> Result<RecordBatch, String>;
+    fn decode_chunk(&mut self, chunk: &LineChunk) -> Result<RecordBatch, DecodeError>;
 
     /// Decodes one line into one row.
     ///
     /// # Errors
-    /// With a description of what is wrong with the line.
-    fn decode_line(&mut self, line: &[u8]) -> Result<RecordBatch, String>;
+    /// With a description of what is wrong with the line (the dead letter's detail).
+    fn decode_line(&mut self, line: &[u8]) -> Result<RecordBatch, DecodeError>;
 
     /// The field a [`RowDecoder::decode_line`] error message is about, if it names one.
     fn field_of_error(&self, message: &str) -> Option<String>;
@@ -90,7 +92,7 @@ impl TextSource {
     /// # Errors
     /// When the position is not a text position, the input is stdin, or the file is shorter
     /// than the position (it was replaced or truncated since).
-    pub fn resuming(mut self, cx: &SourceContext, path: &std::path::Path) -> Result<Self, SourceError> {
+    pub fn resuming(mut self, cx: &SourceBuildContext, path: &std::path::Path) -> Result<Self, Problem> {
         if path.as_os_str() == "-" {
             self = self.unseekable();
         }
@@ -98,18 +100,15 @@ impl TextSource {
             return Ok(self);
         };
         let SourcePosition::Lines { line, byte } = *position else {
-            return Err(SourceError::new(
-                &self.name,
-                format!("the checkpoint's position {position:?} is not a line position; was the source's kind changed?"),
-            ));
+            return Err(Problem::WrongPosition { position: position.clone(), expected: "a line position" });
         };
         if !self.seekable {
-            return Err(SourceError::new(&self.name, "stdin cannot resume from a checkpoint"));
+            return Err(Problem::StdinResume);
         }
         let mut sample = LineChunk::default();
-        self.reader.read_chunk(self.batch_size, &mut sample).map_err(|e| self.io_error(e))?;
+        self.reader.read_chunk(self.batch_size, &mut sample).map_err(Problem::Read)?;
         if !sample.is_empty() {
-            self.decoder.infer(&sample).map_err(|e| SourceError::new(&self.name, e))?;
+            self.decoder.infer(&sample)?;
             self.inferred = true;
         }
         let open = || -> std::io::Result<(std::fs::File, u64)> {
@@ -118,15 +117,9 @@ impl TextSource {
             std::io::Seek::seek(&mut f, std::io::SeekFrom::Start(byte.min(len)))?;
             Ok((f, len))
         };
-        let (file, len) = open().map_err(|e| self.io_error(e))?;
+        let (file, len) = open().map_err(Problem::Read)?;
         if len < byte {
-            return Err(SourceError::new(
-                &self.name,
-                format!(
-                    "{} has {len} bytes but the checkpoint resumes at byte {byte}: the file was replaced or truncated since the checkpoint",
-                    path.display()
-                ),
-            ));
+            return Err(Problem::InputShrunk { path: path.to_path_buf(), len, byte });
         }
         let follow = !self.bounded;
         self.reader = LineReader::resume_at(
@@ -189,7 +182,7 @@ pub fn decode_lines(
                 format!("expected one record per line, found {}", b.num_rows()),
                 &chunk.line_text(i),
             ),
-            Err(e) => {
+            Err(DecodeError(e)) => {
                 let why = classify(decoder, normalizer, &e);
                 normalizer.reject(chunk.offsets[i], why, e, &chunk.line_text(i))
             }
@@ -226,7 +219,7 @@ impl Source for TextSource {
             self.ended = state == ReadState::End;
             if !self.inferred && !chunk.is_empty() {
                 // The schema comes from the first chunk of data (bad lines ignored).
-                self.decoder.infer(&chunk).map_err(|e| SourceError::new(&self.name, e))?;
+                self.decoder.infer(&chunk).map_err(|e| SourceError::new(&self.name, e.to_string()))?;
                 self.inferred = true;
             }
             let out = self.decode(&chunk);
@@ -265,12 +258,11 @@ impl Source for TextSource {
 /// # Errors
 /// When the file cannot be opened.
 pub fn open_text(
-    cx: &SourceContext,
+    cx: &SourceBuildContext,
     path: &std::path::Path,
     follow: bool,
-) -> Result<(LineReader, Normalizer, bool), SourceError> {
-    let input = open_input(path)
-        .map_err(|e| SourceError::new(&cx.name, format!("cannot open {}: {e}", path.display())))?;
+) -> Result<(LineReader, Normalizer, bool), Problem> {
+    let input = open_input(path).map_err(|source| Problem::Open { path: path.to_path_buf(), source })?;
     let bounded = !follow && path.as_os_str() != "-";
     let normalizer = Normalizer::new(&cx.name, cx.role, cx.spec().clone());
     Ok((LineReader::new(input, follow), normalizer, bounded))

@@ -9,6 +9,8 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+use crate::error::ConceptError;
+
 use super::concept::{ConceptStream, GenFieldKind, GenValue};
 
 /// Number of Agrawal classification functions (0-based `0..=9`).
@@ -58,39 +60,47 @@ impl Default for AgrawalConfig {
 
 impl AgrawalConfig {
     /// Checks the configuration, so that a bad file fails at startup rather than mid-stream.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ConceptError> {
         if let Some(f) = self.drift_at.iter().find(|f| !(**f > 0.0 && **f < 1.0)) {
-            return Err(format!("agrawal: drift_at fractions must lie strictly between 0 and 1, got {f}"));
+            return Err(ConceptError(format!(
+                "agrawal: drift_at fractions must lie strictly between 0 and 1, got {f}"
+            )));
         }
         if self.drift_at.windows(2).any(|w| w[0] >= w[1]) {
-            return Err(format!("agrawal: drift_at must be strictly increasing, got {:?}", self.drift_at));
+            return Err(ConceptError(format!(
+                "agrawal: drift_at must be strictly increasing, got {:?}",
+                self.drift_at
+            )));
         }
         if self.functions.len() != self.drift_at.len() + 1 {
-            return Err(format!(
+            return Err(ConceptError(format!(
                 "agrawal: {} drift point(s) need {} functions (one per segment), got {}",
                 self.drift_at.len(),
                 self.drift_at.len() + 1,
                 self.functions.len()
-            ));
+            )));
         }
         if let Some(f) = self.functions.iter().find(|&&f| f >= AGRAWAL_FUNCTIONS) {
-            return Err(format!("agrawal: unknown function {f}; Agrawal functions are 0 to 9"));
+            return Err(ConceptError(format!("agrawal: unknown function {f}; Agrawal functions are 0 to 9")));
         }
         if !(0.0..=1.0).contains(&self.width) {
-            return Err(format!("agrawal: width must lie in [0, 1], got {}", self.width));
+            return Err(ConceptError(format!("agrawal: width must lie in [0, 1], got {}", self.width)));
         }
         if self.drift_at.windows(2).any(|w| w[1] - w[0] < self.width) {
-            return Err(format!(
+            return Err(ConceptError(format!(
                 "agrawal: gradual windows of width {} overlap for drift_at {:?}; space the drifts at \
                  least one width apart",
                 self.width, self.drift_at
-            ));
+            )));
         }
         if !(0.0..=1.0).contains(&self.perturbation) {
-            return Err(format!("agrawal: perturbation must lie in [0, 1], got {}", self.perturbation));
+            return Err(ConceptError(format!(
+                "agrawal: perturbation must lie in [0, 1], got {}",
+                self.perturbation
+            )));
         }
         if self.period == 0 {
-            return Err("agrawal: period must be at least 1".to_string());
+            return Err(ConceptError("agrawal: period must be at least 1".into()));
         }
         Ok(())
     }
@@ -276,7 +286,7 @@ pub struct AgrawalStream {
 
 impl AgrawalStream {
     /// Builds the stream after validating `config`.
-    pub fn new(config: &AgrawalConfig) -> Result<Self, String> {
+    pub fn new(config: &AgrawalConfig) -> Result<Self, ConceptError> {
         config.validate()?;
         Ok(Self { config: config.clone(), next_class_should_be_zero: false })
     }

@@ -5,6 +5,8 @@
 
 use rand_chacha::ChaCha8Rng;
 
+pub use crate::error::ConceptError;
+
 /// How a generated field is typed in the event schema.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GenFieldKind {

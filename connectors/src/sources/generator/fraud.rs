@@ -16,6 +16,8 @@ use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::xxh3_64_with_seed;
 
+use crate::error::ConceptError;
+
 use super::concept::{ConceptStream, GenFieldKind, GenValue};
 
 /// Configuration of the [`FraudStream`].
@@ -51,21 +53,24 @@ impl Default for FraudConfig {
 
 impl FraudConfig {
     /// Checks the configuration.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ConceptError> {
         if self.cards == 0 {
-            return Err("fraud: cards must be at least 1".into());
+            return Err(ConceptError("fraud: cards must be at least 1".into()));
         }
         if !(self.min_typical > 0.0 && self.max_typical >= self.min_typical && self.max_typical.is_finite()) {
-            return Err(format!(
+            return Err(ConceptError(format!(
                 "fraud: need 0 < min_typical <= max_typical, got {} and {}",
                 self.min_typical, self.max_typical
-            ));
+            )));
         }
         if !(0.0..=1.0).contains(&self.anomaly_rate) {
-            return Err(format!("fraud: anomaly_rate must be in [0, 1], got {}", self.anomaly_rate));
+            return Err(ConceptError(format!(
+                "fraud: anomaly_rate must be in [0, 1], got {}",
+                self.anomaly_rate
+            )));
         }
         if !self.base_logit.is_finite() || !self.slope.is_finite() {
-            return Err("fraud: base_logit and slope must be finite".into());
+            return Err(ConceptError("fraud: base_logit and slope must be finite".into()));
         }
         Ok(())
     }
@@ -81,7 +86,7 @@ impl FraudStream {
     ///
     /// # Errors
     /// When the configuration is invalid.
-    pub fn new(config: &FraudConfig) -> Result<Self, String> {
+    pub fn new(config: &FraudConfig) -> Result<Self, ConceptError> {
         config.validate()?;
         Ok(FraudStream { config: config.clone() })
     }

@@ -6,6 +6,8 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+use crate::error::ConceptError;
+
 use super::concept::{ConceptStream, GenFieldKind, GenValue};
 
 /// Configuration of the [`HyperplaneStream`].
@@ -33,19 +35,19 @@ impl Default for HyperplaneConfig {
 
 impl HyperplaneConfig {
     /// Checks the configuration, so that a bad file fails at startup rather than mid-stream.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ConceptError> {
         if self.n_features == 0 {
-            return Err("hyperplane: n_features must be at least 1".to_string());
+            return Err(ConceptError("hyperplane: n_features must be at least 1".into()));
         }
         if self.n_drift_features > self.n_features {
-            return Err(format!(
+            return Err(ConceptError(format!(
                 "hyperplane: n_drift_features ({}) exceeds n_features ({})",
                 self.n_drift_features, self.n_features
-            ));
+            )));
         }
         for (name, value) in [("mag_change", self.mag_change), ("sigma", self.sigma), ("noise", self.noise)] {
             if !(0.0..=1.0).contains(&value) {
-                return Err(format!("hyperplane: {name} must lie in [0, 1], got {value}"));
+                return Err(ConceptError(format!("hyperplane: {name} must lie in [0, 1], got {value}")));
             }
         }
         Ok(())
@@ -71,7 +73,7 @@ pub struct HyperplaneStream {
 
 impl HyperplaneStream {
     /// Builds the stream after validating `config`; weights are drawn on the first example.
-    pub fn new(config: &HyperplaneConfig) -> Result<Self, String> {
+    pub fn new(config: &HyperplaneConfig) -> Result<Self, ConceptError> {
         config.validate()?;
         Ok(Self {
             config: config.clone(),

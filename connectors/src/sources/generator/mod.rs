@@ -22,13 +22,16 @@ use arrow_array::builder::{Float64Builder, Int64Builder, StringBuilder};
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema, SchemaRef};
 use eddy_engine::record::{SourceBatch, StreamRole};
-use eddy_engine::source::{Poll, Source, SourceContext, SourceError, SourcePosition};
+use eddy_engine::source::{Poll, Source, SourceBuildContext, SourceError, SourcePosition};
 use eddy_engine::units::ConfigDuration;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 use concept::{ConceptStream, GenFieldKind, GenValue};
+
+use super::{BuildSource, SourceKind};
+use crate::error::{ConceptError, ConnectorError, Problem};
 
 /// Which concept stream to generate, with its parameters.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -55,7 +58,7 @@ impl ConceptConfig {
         }
     }
 
-    fn build(&self) -> Result<Box<dyn ConceptStream>, String> {
+    fn build(&self) -> Result<Box<dyn ConceptStream>, ConceptError> {
         Ok(match self {
             ConceptConfig::Sea(c) => Box::new(sea::SeaStream::new(c)?),
             ConceptConfig::Hyperplane(c) => Box::new(hyperplane::HyperplaneStream::new(c)?),
@@ -116,7 +119,7 @@ impl GeneratorSourceConfig {
     pub fn problems(&self) -> Vec<(&'static str, String)> {
         let mut out = Vec::new();
         if let Err(e) = self.concept.build() {
-            out.push(("concept", e));
+            out.push(("concept", e.to_string()));
         }
         if !(0.0..=1.0).contains(&self.label_probability) {
             out.push((
@@ -137,13 +140,17 @@ impl GeneratorSourceConfig {
     pub fn change_points(&self) -> Vec<u64> {
         self.concept.build().map(|c| c.change_points(self.events)).unwrap_or_default()
     }
+}
 
+impl BuildSource for GeneratorSourceConfig {
     /// Builds the source.
     ///
     /// # Errors
-    /// When the concept parameters are invalid.
-    pub fn build(&self, cx: &SourceContext) -> Result<Box<dyn Source>, SourceError> {
-        let stream = self.concept.build().map_err(|e| SourceError::new(&cx.name, e))?;
+    /// When the concept parameters are invalid, or the checkpoint's position is not one of
+    /// this generator's.
+    fn build(&self, cx: &SourceBuildContext) -> Result<Box<dyn Source>, ConnectorError> {
+        let err = |p: Problem| ConnectorError::source(&cx.name, SourceKind::Generator.as_str(), p);
+        let stream = self.concept.build().map_err(|e| err(e.into()).field("concept"))?;
         let fields = stream.fields();
         let mut event_fields = vec![
             Field::new(&cx.events.key, DataType::Utf8, false),
@@ -190,18 +197,15 @@ impl GeneratorSourceConfig {
                 // Regenerate and discard: the random streams end up exactly where they were.
                 while source.batches < *batches {
                     if source.next_batch().is_none() {
-                        return Err(SourceError::new(
-                            &cx.name,
-                            format!("the checkpoint resumes after batch {batches} but the generator ends after {}", source.batches),
-                        ));
+                        return Err(err(Problem::GeneratorEnds { batches: *batches, ends: source.batches }));
                     }
                 }
             }
             Some(other) => {
-                return Err(SourceError::new(
-                    &cx.name,
-                    format!("the checkpoint's position {other:?} is not a generator position; was the source's kind changed?"),
-                ))
+                return Err(err(Problem::WrongPosition {
+                    position: other.clone(),
+                    expected: "a generator position",
+                }))
             }
         }
         Ok(Box::new(source))

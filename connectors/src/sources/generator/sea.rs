@@ -9,6 +9,8 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
+use crate::error::ConceptError;
+
 use super::concept::{ConceptStream, GenFieldKind, GenValue};
 
 /// Thresholds of the SEA functions, indexed by function number, as in River's `synth.SEA`.
@@ -44,13 +46,16 @@ impl Default for SeaConfig {
 
 impl SeaConfig {
     /// Checks the configuration, so that a bad file fails at startup rather than mid-stream.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ConceptError> {
         validate_schedule(&self.drift_at, self.functions.len(), self.period)?;
         if let Some(f) = self.functions.iter().find(|&&f| usize::from(f) >= SEA_THRESHOLDS.len()) {
-            return Err(format!("sea: unknown function {f}; SEA functions are 0, 1, 2 and 3"));
+            return Err(ConceptError(format!("sea: unknown function {f}; SEA functions are 0, 1, 2 and 3")));
         }
         if !(0.0..=1.0).contains(&self.noise) {
-            return Err(format!("sea: noise must be a probability in [0, 1], got {}", self.noise));
+            return Err(ConceptError(format!(
+                "sea: noise must be a probability in [0, 1], got {}",
+                self.noise
+            )));
         }
         Ok(())
     }
@@ -58,23 +63,25 @@ impl SeaConfig {
 
 /// Checks a drift schedule shared by the fraction-placed abrupt streams: `drift_at` strictly
 /// increasing inside `(0, 1)`, one more function than drift points and a non-zero period.
-fn validate_schedule(drift_at: &[f64], n_functions: usize, period: u64) -> Result<(), String> {
+fn validate_schedule(drift_at: &[f64], n_functions: usize, period: u64) -> Result<(), ConceptError> {
     if let Some(f) = drift_at.iter().find(|f| !(**f > 0.0 && **f < 1.0)) {
-        return Err(format!("sea: drift_at fractions must lie strictly between 0 and 1, got {f}"));
+        return Err(ConceptError(format!(
+            "sea: drift_at fractions must lie strictly between 0 and 1, got {f}"
+        )));
     }
     if drift_at.windows(2).any(|w| w[0] >= w[1]) {
-        return Err(format!("sea: drift_at must be strictly increasing, got {drift_at:?}"));
+        return Err(ConceptError(format!("sea: drift_at must be strictly increasing, got {drift_at:?}")));
     }
     if n_functions != drift_at.len() + 1 {
-        return Err(format!(
+        return Err(ConceptError(format!(
             "sea: {} drift point(s) need {} functions (one per segment), got {}",
             drift_at.len(),
             drift_at.len() + 1,
             n_functions
-        ));
+        )));
     }
     if period == 0 {
-        return Err("sea: period must be at least 1".to_string());
+        return Err(ConceptError("sea: period must be at least 1".into()));
     }
     Ok(())
 }
@@ -89,7 +96,7 @@ pub struct SeaStream {
 
 impl SeaStream {
     /// Builds the stream after validating `config`.
-    pub fn new(config: &SeaConfig) -> Result<Self, String> {
+    pub fn new(config: &SeaConfig) -> Result<Self, ConceptError> {
         config.validate()?;
         Ok(Self { config: config.clone() })
     }
