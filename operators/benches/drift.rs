@@ -65,7 +65,7 @@ fn others(c: &mut Criterion) {
     let bern = bernoulli_stream();
     let mut group = c.benchmark_group("detectors");
     group.sample_size(10).measurement_time(Duration::from_secs(3));
-    for kind in ["adwin", "ddm", "eddm", "hddm_a", "page_hinkley", "kswin"] {
+    for &kind in DriftDetectorConfig::KINDS {
         let params = if kind == "kswin" { vec![("seed".to_string(), "1".to_string())] } else { vec![] };
         let config = DriftDetectorConfig::from_params(kind, &params).unwrap();
         // KSWIN sorts two samples per update: bench it on a shorter prefix.

@@ -606,21 +606,26 @@ impl From<AdwinDetector> for AdwinState {
     }
 }
 
-impl TryFrom<AdwinState> for AdwinDetector {
-    type Error = String;
+/// A checkpointed ADWIN state that cannot be an ADWIN detector (corrupt or hand-edited).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct AdwinStateError(String);
 
-    fn try_from(s: AdwinState) -> Result<Self, String> {
-        let mut d = AdwinDetector::new(s.config).map_err(|e| e.to_string())?;
+impl TryFrom<AdwinState> for AdwinDetector {
+    type Error = AdwinStateError;
+
+    fn try_from(s: AdwinState) -> Result<Self, AdwinStateError> {
+        let mut d = AdwinDetector::new(s.config).map_err(|e| AdwinStateError(e.to_string()))?;
         if s.rows.is_empty() || s.rows.len() > MAX_ROWS {
-            return Err(format!("ADWIN snapshot must have 1..={MAX_ROWS} bucket rows"));
+            return Err(AdwinStateError(format!("ADWIN snapshot must have 1..={MAX_ROWS} bucket rows")));
         }
         let mut width = 0.0;
         for (r, row) in s.rows.iter().enumerate() {
             if row.len() > d.config.max_buckets as usize {
-                return Err(format!(
+                return Err(AdwinStateError(format!(
                     "ADWIN snapshot row {r} holds {} buckets, more than max_buckets",
                     row.len()
-                ));
+                )));
             }
             for &(t, v) in row {
                 d.push(r, t, v);
@@ -628,7 +633,10 @@ impl TryFrom<AdwinState> for AdwinDetector {
             }
         }
         if width != s.width {
-            return Err(format!("ADWIN snapshot width {} disagrees with its buckets ({width})", s.width));
+            return Err(AdwinStateError(format!(
+                "ADWIN snapshot width {} disagrees with its buckets ({width})",
+                s.width
+            )));
         }
         d.n_rows = s.rows.len();
         d.total = s.total;

@@ -58,7 +58,7 @@ mod hddm_w;
 mod kswin;
 mod page_hinkley;
 
-pub use adwin::{AdwinConfig, AdwinDetector, AdwinMode};
+pub use adwin::{AdwinConfig, AdwinDetector, AdwinMode, AdwinStateError};
 pub use ddm::{DdmConfig, DdmDetector};
 pub use eddm::{EddmConfig, EddmDetector};
 pub use hddm_a::{HddmAConfig, HddmADetector};

@@ -337,7 +337,7 @@ fn interval_ms(e: &Expr) -> Result<i64, SqlError> {
         ),
         None => text,
     };
-    let ms = parse_duration(&text).map_err(bad)?;
+    let ms = parse_duration(&text).map_err(|e| bad(e.0))?;
     if ms <= 0 {
         return Err(bad(format!("interval `{text}` must be longer than 0")));
     }
@@ -355,19 +355,24 @@ fn field_unit(f: &DateTimeField) -> Option<&'static str> {
     })
 }
 
+/// An interval text that is not `<number> <unit>` pairs.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+struct IntervalError(String);
+
 /// `"1 hour 30 minutes"` → milliseconds.
-fn parse_duration(text: &str) -> Result<i64, String> {
+fn parse_duration(text: &str) -> Result<i64, IntervalError> {
     let words: Vec<&str> = text.split_whitespace().collect();
     if words.is_empty() || !words.len().is_multiple_of(2) {
-        return Err(format!(
+        return Err(IntervalError(format!(
             "cannot read interval `{text}`: write `<number> <unit>`, e.g. '1 hour' or '90 seconds'"
-        ));
+        )));
     }
     let mut total: i64 = 0;
     for pair in words.chunks(2) {
-        let n: i64 = pair[0]
-            .parse()
-            .map_err(|_| format!("`{}` in interval `{text}` is not a whole number", pair[0]))?;
+        let n: i64 = pair[0].parse().map_err(|_| {
+            IntervalError(format!("`{}` in interval `{text}` is not a whole number", pair[0]))
+        })?;
         let unit: i64 = match pair[1].to_lowercase().as_str() {
             "ms" | "millisecond" | "milliseconds" => 1,
             "s" | "sec" | "secs" | "second" | "seconds" => 1_000,
@@ -375,15 +380,15 @@ fn parse_duration(text: &str) -> Result<i64, String> {
             "h" | "hour" | "hours" => 3_600_000,
             "d" | "day" | "days" => 86_400_000,
             other => {
-                return Err(format!(
+                return Err(IntervalError(format!(
                 "unknown unit `{other}` in interval `{text}` (use millisecond, second, minute, hour or day)"
-            ))
+            )))
             }
         };
         total = n
             .checked_mul(unit)
             .and_then(|x| total.checked_add(x))
-            .ok_or_else(|| format!("interval `{text}` is too long"))?;
+            .ok_or_else(|| IntervalError(format!("interval `{text}` is too long")))?;
     }
     Ok(total)
 }

@@ -73,11 +73,11 @@ pub const INLINE_WORDS: usize = 18;
 /// A key's panes, flat (see the module docs).
 type Panes = SmallVec<[f64; INLINE_WORDS]>;
 
-/// Where one input column's accumulator sits in a pane: its count at `at`, then only the
+/// Where one input column's figures sit in a pane: its count at `at`, then only the
 /// figures its outputs read (a pane of `avg` and `count(*)` is 4 words instead of 7, and
 /// memory traffic is what an update costs). Min and max are meaningful when count > 0.
 #[derive(Debug, Clone, Copy)]
-struct Accumulator {
+struct PaneColumn {
     at: usize,
     sum: Option<usize>,
     m2: Option<usize>,
@@ -85,7 +85,7 @@ struct Accumulator {
     max: Option<usize>,
 }
 
-impl Accumulator {
+impl PaneColumn {
     /// The accumulator at word `at` keeping what `functions` read; returns it with its width.
     fn new(at: usize, functions: impl Iterator<Item = AggregateFunction>) -> (Self, usize) {
         let (mut sum, mut m2, mut min, mut max) = (false, false, false, false);
@@ -106,7 +106,7 @@ impl Accumulator {
                 at + width - 1
             })
         };
-        let acc = Accumulator { at, sum: place(sum), m2: place(m2), min: place(min), max: place(max) };
+        let acc = PaneColumn { at, sum: place(sum), m2: place(m2), min: place(min), max: place(max) };
         (acc, width)
     }
 
@@ -245,7 +245,7 @@ pub struct WindowAggregate {
     query: AggregateQuery,
     columns: Vec<String>,
     /// One per input column.
-    accumulators: Vec<Accumulator>,
+    accumulators: Vec<PaneColumn>,
     /// Per output: its function and the accumulator it reads (none for `count(*)`).
     plan: Vec<(AggregateFunction, Option<usize>)>,
     /// Words per pane.
@@ -317,7 +317,7 @@ impl WindowAggregate {
         let accumulators = (0..columns.len())
             .map(|c| {
                 let functions = plan.iter().filter(|(_, i)| *i == Some(c)).map(|(f, _)| *f);
-                let (acc, width) = Accumulator::new(stride, functions);
+                let (acc, width) = PaneColumn::new(stride, functions);
                 stride += width;
                 acc
             })
@@ -618,7 +618,7 @@ impl WindowAggregate {
 }
 
 #[inline]
-fn merge_pane(accumulators: &[Accumulator], into: &mut [f64], pane: &[f64]) {
+fn merge_pane(accumulators: &[PaneColumn], into: &mut [f64], pane: &[f64]) {
     into[1] += pane[1];
     for acc in accumulators {
         acc.merge(into, pane);
@@ -626,7 +626,7 @@ fn merge_pane(accumulators: &[Accumulator], into: &mut [f64], pane: &[f64]) {
 }
 
 #[inline]
-fn add_to_pane(accumulators: &[Accumulator], pane: &mut [f64], values: &[Option<f64>]) {
+fn add_to_pane(accumulators: &[PaneColumn], pane: &mut [f64], values: &[Option<f64>]) {
     pane[1] += 1.0;
     for (acc, v) in accumulators.iter().zip(values) {
         if let Some(x) = v {
