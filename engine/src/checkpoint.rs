@@ -397,3 +397,76 @@ impl Checkpointer {
 pub(crate) fn now_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::counters::Counters;
+    use crate::label_join::LabelJoin;
+    use crate::metrics::MetricsFactory;
+    use crate::models::Models;
+    use crate::monitors::Monitors;
+    use std::borrow::Cow;
+
+    /// Writes a checkpoint of a freshly built engine's parts into `store`.
+    fn write_one(store: &mut CheckpointStore, events: u64) -> PathBuf {
+        let mut spec = crate::spec::tests::spec();
+        spec.registry = None;
+        let factory = MetricsFactory::noop("test");
+        let mut counters = Counters::new(0, &factory);
+        for _ in 0..events {
+            counters.next_event();
+        }
+        let join = LabelJoin::new(&spec.join, spec.slots.len());
+        let models = Models::new(&spec, &factory).unwrap();
+        let monitors = Monitors::new(&spec, &factory).unwrap();
+        let mut checkpoint = Checkpoint {
+            sequence: 0,
+            created_unix_ms: now_ms(),
+            merger: MergerState { inputs: Vec::new() },
+            sinks: vec![("predictions".into(), Some(42))],
+            registry_current: None,
+            engine: EngineState {
+                counters: counters.state(),
+                join: Cow::Borrowed(&join),
+                models: models.state(),
+                monitors: monitors.state(),
+                aggregates: None,
+            },
+        };
+        store.write(&mut checkpoint).unwrap().0
+    }
+
+    #[test]
+    fn the_newest_checkpoint_reads_back_and_only_keep_files_stay() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = CheckpointStore::open(dir.path(), 7, 2).unwrap();
+        assert!(store.latest().unwrap().is_none());
+        for events in [10, 20, 30] {
+            write_one(&mut store, events);
+        }
+        let (_, cp) = store.latest().unwrap().unwrap();
+        assert_eq!(cp.sequence, 3);
+        assert_eq!(cp.engine.events(), 30);
+        assert_eq!(cp.sink_position("predictions"), Some(Some(42)));
+        let files = std::fs::read_dir(dir.path()).unwrap().count();
+        assert_eq!(files, 2, "keep = 2");
+    }
+
+    #[test]
+    fn a_damaged_or_foreign_checkpoint_is_refused_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = CheckpointStore::open(dir.path(), 7, 2).unwrap();
+        let path = write_one(&mut store, 5);
+        let foreign = CheckpointStore::open(dir.path(), 8, 2).unwrap();
+        let err = foreign.latest().unwrap_err();
+        assert!(matches!(err, CheckpointError::Incompatible { .. }), "{err}");
+        let mut bytes = std::fs::read(&path).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0xff;
+        std::fs::write(&path, bytes).unwrap();
+        let err = store.latest().unwrap_err();
+        assert!(matches!(err, CheckpointError::Corrupt { .. }), "{err}");
+        assert!(err.to_string().contains(&path.display().to_string()), "{err}");
+    }
+}

@@ -426,3 +426,97 @@ fn dead_letter_batch(letters: &[DeadLetter]) -> RecordBatch {
     )
     .expect("dead-letter columns match their schema")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::SourceBatch;
+    use crate::source::SourceError;
+    use arrow_array::{Float64Array, Int64Array};
+    use std::sync::Mutex;
+
+    /// A bounded in-memory source: its batches, then the end.
+    struct Batches(std::collections::VecDeque<SourceBatch>, StreamRole);
+
+    impl Source for Batches {
+        fn poll(&mut self) -> Result<Poll, SourceError> {
+            Ok(self.0.pop_front().map_or(Poll::End, Poll::Batch))
+        }
+        fn is_bounded(&self) -> bool {
+            true
+        }
+        fn roles(&self) -> Vec<StreamRole> {
+            vec![self.1]
+        }
+    }
+
+    /// A sink that keeps what it is given.
+    struct Collect(Arc<Mutex<Vec<RecordBatch>>>);
+
+    impl Sink for Collect {
+        fn write(&mut self, batch: &RecordBatch) -> Result<(), SinkError> {
+            self.0.lock().unwrap().push(batch.clone());
+            Ok(())
+        }
+        fn flush(&mut self) -> Result<(), SinkError> {
+            Ok(())
+        }
+    }
+
+    /// `n` events of one feature `x` (label: x > 0), one event per 10 ms, and their labels
+    /// 50 ms later.
+    fn stream(n: usize) -> (SourceBatch, SourceBatch) {
+        let ids: Vec<String> = (0..n).map(|i| format!("e{i}")).collect();
+        let ts: Vec<i64> = (0..n as i64).map(|i| 1_000 + 10 * i).collect();
+        let x: Vec<f64> = (0..n).map(|i| ((i * 37) % 100) as f64 / 50.0 - 1.0).collect();
+        let events = RecordBatch::try_from_iter([
+            ("id", Arc::new(StringArray::from(ids.clone())) as ArrayRef),
+            ("ts", Arc::new(Int64Array::from(ts.clone())) as ArrayRef),
+            ("x", Arc::new(Float64Array::from(x.clone())) as ArrayRef),
+        ])
+        .unwrap();
+        let labels = RecordBatch::try_from_iter([
+            ("id", Arc::new(StringArray::from(ids)) as ArrayRef),
+            ("ts", Arc::new(Int64Array::from(ts.iter().map(|t| t + 50).collect::<Vec<_>>())) as ArrayRef),
+            (
+                "label",
+                Arc::new(Float64Array::from(x.iter().map(|&v| (v > 0.0) as u8 as f64).collect::<Vec<_>>()))
+                    as ArrayRef,
+            ),
+        ])
+        .unwrap();
+        let offsets: Vec<u64> = (0..n as u64).collect();
+        (
+            SourceBatch::new(StreamRole::Events, events, offsets.clone()),
+            SourceBatch::new(StreamRole::Labels, labels, offsets),
+        )
+    }
+
+    /// The whole dataflow without the binary: every event is scored by both slots, every
+    /// label joins, the champion learns the concept, and the summary adds up.
+    #[test]
+    fn a_pipeline_scores_every_event_joins_every_label_and_learns() {
+        let mut spec = crate::spec::tests::spec();
+        spec.registry = None;
+        let n = 2000;
+        let (events, labels) = stream(n);
+        let predictions = Arc::new(Mutex::new(Vec::new()));
+        let sources: Vec<(String, Box<dyn Source>)> = vec![
+            ("events".into(), Box::new(Batches([events].into(), StreamRole::Events))),
+            ("labels".into(), Box::new(Batches([labels].into(), StreamRole::Labels))),
+        ];
+        let sinks = vec![SinkBinding {
+            name: "predictions".into(),
+            input: SinkInput::Predictions,
+            sink: Box::new(Collect(predictions.clone())),
+        }];
+        let summary = Pipeline::new(spec, RunControl::default()).run(sources, sinks).unwrap();
+        assert_eq!((summary.events, summary.labels, summary.joined), (n as u64, n as u64, n as u64));
+        assert_eq!(summary.late_records, 0);
+        let rows: usize = predictions.lock().unwrap().iter().map(|b| b.num_rows()).sum();
+        assert_eq!(rows, 2 * n, "one prediction per event and slot");
+        let champion = &summary.metrics["champion"];
+        assert!(champion.accuracy.unwrap() > 0.9, "{champion:?}");
+        assert_eq!(summary.features.len(), 1);
+    }
+}
