@@ -29,6 +29,7 @@ fn auto_falls_back_to_cpu_with_the_reason() {
             assert!(choice.reason.contains(&name), "{choice:?}");
         }
         Err(reason) => {
+            let reason = reason.to_string();
             assert_eq!(choice.device, "cpu");
             assert!(choice.reason.contains(&reason), "{choice:?}");
             assert!(trainer.device().starts_with("cpu"));
@@ -48,6 +49,7 @@ fn cuda_fails_clearly_without_a_device() {
         (Err(TrainError::NoCuda(why)), Err(reason)) => {
             assert_eq!(why, reason);
             let msg = TrainError::NoCuda(why).to_string();
+            let reason = reason.to_string();
             assert!(msg.contains("device = \"cuda\"") && msg.contains(&reason), "{msg}");
         }
         (got, probe) => {

@@ -105,46 +105,50 @@ struct Gpu {
 
 /// Opening the device and compiling the kernels is done once per process: whether a driver is
 /// present does not change while we run, and NVRTC compilation costs ~100 ms.
-fn gpu() -> Result<Arc<Gpu>, String> {
-    static GPU: OnceLock<Result<Arc<Gpu>, String>> = OnceLock::new();
+fn gpu() -> Result<Arc<Gpu>, CudaUnavailable> {
+    static GPU: OnceLock<Result<Arc<Gpu>, CudaUnavailable>> = OnceLock::new();
     GPU.get_or_init(|| open_device().map(Arc::new)).clone()
 }
 
 /// Runs a first-touch cudarc call, turning both its error and a panic into a reason.
-fn guarded<T, E: std::fmt::Display>(what: &str, f: impl FnOnce() -> Result<T, E>) -> Result<T, String> {
+fn guarded<T, E: std::fmt::Display>(
+    what: &str,
+    f: impl FnOnce() -> Result<T, E>,
+) -> Result<T, CudaUnavailable> {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(format!("{what} failed: {e}")),
+        Ok(Err(e)) => Err(CudaUnavailable(format!("{what} failed: {e}"))),
         Err(panic) => {
             let msg = panic
                 .downcast_ref::<String>()
                 .map(String::as_str)
                 .or_else(|| panic.downcast_ref::<&str>().copied())
                 .unwrap_or("unknown panic");
-            Err(format!("{what} panicked: {msg}"))
+            Err(CudaUnavailable(format!("{what} panicked: {msg}")))
         }
     }
 }
 
-fn open_device() -> Result<Gpu, String> {
+fn open_device() -> Result<Gpu, CudaUnavailable> {
+    let unavailable = |why: String| Err(CudaUnavailable(why));
     // SAFETY: `is_culib_present` only tries to dlopen the library by its candidate names.
     if !unsafe { cudarc::driver::sys::is_culib_present() } {
-        return Err("no CUDA driver found (libcuda could not be loaded)".into());
+        return unavailable("no CUDA driver found (libcuda could not be loaded)".into());
     }
     let count = guarded("cuDeviceGetCount", CudaContext::device_count)
-        .map_err(|e| format!("CUDA driver found but unusable: {e}"))?;
+        .map_err(|e| CudaUnavailable(format!("CUDA driver found but unusable: {e}")))?;
     if count < 1 {
-        return Err("CUDA driver found but it reports no CUDA device".into());
+        return unavailable("CUDA driver found but it reports no CUDA device".into());
     }
     let ctx = guarded("creating a CUDA context on device 0", || CudaContext::new(0))?;
     let name = ctx.name().unwrap_or_else(|_| "unknown device".into());
     // SAFETY: as above, a dlopen probe.
     if !unsafe { cudarc::nvrtc::sys::is_culib_present() } {
-        return Err(format!("CUDA device {name} found but NVRTC (libnvrtc) could not be loaded"));
+        return unavailable(format!("CUDA device {name} found but NVRTC (libnvrtc) could not be loaded"));
     }
     // SAFETY: as above, a dlopen probe.
     if !unsafe { cudarc::cublas::sys::is_culib_present() } {
-        return Err(format!("CUDA device {name} found but cuBLAS (libcublas) could not be loaded"));
+        return unavailable(format!("CUDA device {name} found but cuBLAS (libcublas) could not be loaded"));
     }
     let ptx = guarded("NVRTC compilation of the trainer kernels", || cudarc::nvrtc::compile_ptx(KERNELS))?;
     let module = guarded("loading the trainer kernels", || ctx.load_module(ptx))?;
@@ -155,11 +159,18 @@ fn open_device() -> Result<Gpu, String> {
     Ok(Gpu { ctx, pointwise, scale_rows, name: format!("cuda:0 ({name})") })
 }
 
+/// Why no CUDA device can be used here (no driver, no device, a library missing, a kernel
+/// that would not compile): the reason `device = "auto"` falls back to the CPU with, and
+/// `device = "cuda"` fails with.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct CudaUnavailable(String);
+
 /// Whether CUDA is usable here: `Ok(device description)` or `Err(reason)`.
 ///
 /// This is the probe `device = "auto"` uses; tests call it to decide whether to run or skip the
 /// GPU checks. The result is computed once per process.
-pub fn cuda_probe() -> Result<String, String> {
+pub fn cuda_probe() -> Result<String, CudaUnavailable> {
     gpu().map(|g| g.name.clone())
 }
 
@@ -173,7 +184,7 @@ pub struct GpuTrainer {
 
 impl GpuTrainer {
     /// A CUDA trainer for `kind`, or the reason none is usable (see [`cuda_probe`]).
-    pub fn new(kind: ModelKind, config: TrainerConfig) -> Result<Self, String> {
+    pub fn new(kind: ModelKind, config: TrainerConfig) -> Result<Self, CudaUnavailable> {
         Ok(GpuTrainer { kind, config, gpu: gpu()? })
     }
 }
@@ -449,7 +460,7 @@ mod tests {
     fn probe_never_panics_and_explains_itself() {
         match cuda_probe() {
             Ok(name) => assert!(name.starts_with("cuda:0"), "{name}"),
-            Err(reason) => assert!(!reason.is_empty()),
+            Err(reason) => assert!(!reason.to_string().is_empty()),
         }
     }
 }

@@ -60,7 +60,7 @@ use ndarray::{ArrayView1, ArrayView2};
 use serde::{Deserialize, Serialize};
 
 pub use self::cpu::CpuTrainer;
-pub use self::gpu::{cuda_probe, GpuTrainer};
+pub use self::gpu::{cuda_probe, CudaUnavailable, GpuTrainer};
 
 /// A batch of examples to fit: rows are examples, columns are features.
 #[derive(Debug, Clone, Copy)]
@@ -287,7 +287,7 @@ pub enum TrainError {
     InvalidConfig(String),
     /// `device = "cuda"` was asked for and no CUDA device is usable.
     #[error("device = \"cuda\" but no CUDA device is usable: {0}")]
-    NoCuda(String),
+    NoCuda(CudaUnavailable),
     /// A CUDA call failed after the device was chosen.
     #[error("CUDA error: {0}")]
     Cuda(String),
