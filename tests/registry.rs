@@ -137,3 +137,18 @@ fn promotion_is_published_with_lineage_and_an_embedded_scorer_swaps_it_in() {
     let history = eddy_ok(dir.path(), &["models", "--registry", "models/reg", "history"]);
     assert!(String::from_utf8_lossy(&history.stdout).contains("\"rollback\""));
 }
+
+/// A run in which no label ever joined its event (here: every label comes after the join's
+/// TTL) must not publish its untrained champion: services would load a model that predicts a
+/// constant.
+#[test]
+fn a_champion_that_learned_nothing_is_never_published() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = BASE.replace("label_delay = \"1s\"", "label_delay = \"10s\"") + "\n[join]\nttl = \"1s\"\n";
+    std::fs::write(dir.path().join("late.toml"), config).unwrap();
+    eddy_ok(dir.path(), &["run", "-q", "--config", "late.toml", "--summary", "s.json"]);
+    let s = json(&dir.path().join("s.json"));
+    assert_eq!(s["joined"], 0, "{s}");
+    assert_eq!(s["published_versions"].as_array().unwrap().len(), 0, "{s}");
+    assert!(!dir.path().join("models/reg/CURRENT").exists());
+}

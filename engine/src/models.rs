@@ -397,6 +397,11 @@ impl<'s> Models<'s> {
                 .interval
                 .is_some_and(|d| self.publishing.as_ref().is_some_and(|p| p.published_at.elapsed() >= d))
         };
+        if at_end && updates == 0 && self.slots[0].version == 0 {
+            // A model that has learned nothing must never become what services load.
+            tracing::warn!("the champion learned from no label (none joined its event): no model published");
+            return;
+        }
         let due = at_end && (new > 0 || self.slots[0].version == 0)
             || new > 0 && (registry.every_updates.is_some_and(|n| new >= n) || interval_passed());
         if due {
