@@ -166,3 +166,20 @@ fn a_short_admin_token_is_refused_naming_the_key() {
     replay_config(dir.path(), "e.jsonl", "l.jsonl", &admin("0123456789abcdef"));
     eddy_ok(dir.path(), &["validate", "--config", "pipeline.toml"]);
 }
+
+/// A CSV header naming a column twice used to be accepted, and then every publish failed
+/// (`feature "x0" is declared twice`) with exit 0; the source now refuses the file, naming it
+/// and the column.
+#[test]
+fn a_csv_header_with_a_duplicate_column_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("e.csv"), "id,ts,x0,x0\na,1,0.5,0.7\n").unwrap();
+    std::fs::write(dir.path().join("l.jsonl"), "{\"id\": \"a\", \"ts\": 2, \"label\": 1}\n").unwrap();
+    let config = replay_config(dir.path(), "e.csv", "l.jsonl", "");
+    let text = std::fs::read_to_string(&config).unwrap().replacen("kind = \"jsonl\"", "kind = \"csv\"", 1);
+    std::fs::write(&config, text).unwrap();
+    let out = common::eddy(dir.path(), &["run", "-q", "--config", "pipeline.toml"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a duplicate CSV column was accepted: {stderr}");
+    assert!(stderr.contains("e.csv") && stderr.contains("`x0` more than once"), "{stderr}");
+}
