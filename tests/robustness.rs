@@ -183,3 +183,29 @@ fn a_csv_header_with_a_duplicate_column_is_refused() {
     assert!(!out.status.success(), "a duplicate CSV column was accepted: {stderr}");
     assert!(stderr.contains("e.csv") && stderr.contains("`x0` more than once"), "{stderr}");
 }
+
+/// Blank lines used to be skipped without being counted (lines read != events + dead
+/// letters); they are now `skipped_blank_lines` in the summary.
+#[test]
+fn blank_lines_are_counted_so_every_line_is_accounted_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let events = [
+        r#"{"id": "a-0", "ts": 1000, "x": 0.5}"#,
+        "",
+        "   ",
+        r#"{"id": "a-3", "ts": 1030, "x": "bad"}"#,
+        "",
+        r#"{"id": "a-5", "ts": 1050, "x": 0.9}"#,
+        "",
+    ];
+    let labels = ["", r#"{"id": "a-0", "ts": 1500, "label": 1}"#, r#"{"id": "a-5", "ts": 1590, "label": 0}"#];
+    std::fs::write(dir.path().join("e.jsonl"), events.join("\n") + "\n").unwrap();
+    std::fs::write(dir.path().join("l.jsonl"), labels.join("\n") + "\n").unwrap();
+    replay_config(dir.path(), "e.jsonl", "l.jsonl", "");
+    eddy_ok(dir.path(), &["run", "-q", "--config", "pipeline.toml", "--summary", "summary.json"]);
+    let s = json(&dir.path().join("summary.json"));
+    assert_eq!(s["skipped_blank_lines"], 5, "{s}");
+    let read = (events.len() + labels.len()) as u64;
+    let counted = ["events", "labels", "dead_letters", "skipped_blank_lines"].map(|k| s[k].as_u64().unwrap());
+    assert_eq!(counted.iter().sum::<u64>(), read, "{s}");
+}
