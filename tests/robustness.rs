@@ -209,3 +209,32 @@ fn blank_lines_are_counted_so_every_line_is_accounted_for() {
     let counted = ["events", "labels", "dead_letters", "skipped_blank_lines"].map(|k| s[k].as_u64().unwrap());
     assert_eq!(counted.iter().sum::<u64>(), read, "{s}");
 }
+
+/// `eddy run` with a stdout sink into `| head -1` used to fail with
+/// `error: sink `predictions`: Io error: Broken pipe`.
+#[test]
+fn a_stdout_sink_into_a_closed_pipe_ends_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let events: String =
+        (0..20_000).map(|i| format!("{{\"id\": \"a-{i}\", \"ts\": {i}, \"x\": {}}}\n", i % 7)).collect();
+    std::fs::write(dir.path().join("e.jsonl"), events).unwrap();
+    std::fs::write(dir.path().join("l.jsonl"), "{\"id\": \"a-0\", \"ts\": 5, \"label\": 1}\n").unwrap();
+    let config = replay_config(dir.path(), "e.jsonl", "l.jsonl", "");
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "[sinks.predictions]\nkind = \"jsonl\"\npath = \"predictions.jsonl\"",
+        "[sinks.predictions]\nkind = \"stdout\"",
+    );
+    std::fs::write(&config, text).unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_eddy"))
+        .args(["run", "-q", "--config", "pipeline.toml"])
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    let quiet = matches!(out.status.code(), Some(0 | 141)) || out.status.signal() == Some(13);
+    assert!(quiet && out.stderr.is_empty(), "{}: {}", out.status, String::from_utf8_lossy(&out.stderr));
+}
