@@ -48,16 +48,26 @@ fn same(a: &str, b: &str) -> bool {
     a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// Shortest admin token accepted, in bytes (config validation refuses shorter ones).
+pub const MIN_TOKEN_BYTES: usize = 16;
+
+/// Whether an `Authorization` header value carries `token` with the `Bearer` scheme; the
+/// scheme is case-insensitive (RFC 9110: `bearer`, `BEARER` are the same scheme).
+fn authorized(header: Option<&str>, token: &str) -> bool {
+    let Some((scheme, credentials)) = header.map(str::trim_start).and_then(|h| h.split_once([' ', '\t']))
+    else {
+        return false;
+    };
+    scheme.eq_ignore_ascii_case("bearer") && same(credentials.trim(), token)
+}
+
 /// Serves the endpoint on a background thread; returns the bound address.
 ///
 /// # Errors
 /// When the address cannot be bound.
 pub fn serve(listen: SocketAddr, token: String, manual: ManualTrigger) -> std::io::Result<SocketAddr> {
     let handler = move |r: &Request| -> Response {
-        let authorized = r
-            .header("authorization")
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .is_some_and(|t| same(t.trim(), &token));
+        let authorized = authorized(r.header("authorization"), &token);
         let (status, body) = match (r.method.as_str(), r.path.as_str()) {
             ("POST", "/retrain") if authorized => {
                 manual.request();
@@ -99,7 +109,7 @@ pub fn retrain(args: RetrainArgs) -> ExitCode {
     })();
     match result {
         Ok(response) if response.starts_with("HTTP/1.1 202") => {
-            println!("retrain requested");
+            let _ = crate::models::print_quietly("retrain requested\n");
             ExitCode::SUCCESS
         }
         Ok(response) => {
@@ -110,5 +120,22 @@ pub fn retrain(args: RetrainArgs) -> ExitCode {
             eprintln!("error: cannot reach the admin endpoint at {}: {e}", args.admin);
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::authorized;
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive_and_the_token_exact() {
+        let token = "0123456789abcdef";
+        for h in ["Bearer 0123456789abcdef", "bearer 0123456789abcdef", "BEARER  0123456789abcdef "] {
+            assert!(authorized(Some(h), token), "{h}");
+        }
+        for h in ["Bearer 0123456789abcde", "Basic 0123456789abcdef", "Bearer", "0123456789abcdef", ""] {
+            assert!(!authorized(Some(h), token), "{h}");
+        }
+        assert!(!authorized(None, token));
     }
 }

@@ -81,6 +81,29 @@ pub fn models(args: ModelsArgs) -> ExitCode {
     }
 }
 
+/// Appends a formatted line to a `String`.
+macro_rules! outln {
+    ($text:expr, $($arg:tt)*) => {{
+        $text.push_str(&format!($($arg)*));
+        $text.push('\n');
+    }};
+}
+
+/// Whether a write failed because the reader of stdout went away (`eddy models list | head`):
+/// the command then ends quietly with success, as a Unix filter does.
+pub fn closed_pipe(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::BrokenPipe
+}
+
+/// Writes `text` to stdout; a closed pipe is not an error (see [`closed_pipe`]).
+pub fn print_quietly(text: &str) -> Result<(), String> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if !closed_pipe(&e) => Err(e.to_string()),
+        _ => Ok(()),
+    }
+}
+
 fn run(args: &ModelsArgs) -> Result<(), String> {
     let dir = registry_dir(args)?;
     if !dir.is_dir() {
@@ -88,16 +111,23 @@ fn run(args: &ModelsArgs) -> Result<(), String> {
     }
     let registry = ModelRegistry::open(&dir).map_err(|e| e.to_string())?;
     let current = registry.current().map_err(|e| e.to_string())?;
+    let mut text = String::new();
     match &args.command {
         ModelsCommand::List { json } => {
             let list = registry.list().map_err(|e| e.to_string())?;
             if *json {
                 let value = serde_json::json!({ "current": current, "versions": list });
-                println!("{}", serde_json::to_string_pretty(&value).map_err(|e| e.to_string())?);
+                outln!(text, "{}", serde_json::to_string_pretty(&value).map_err(|e| e.to_string())?);
             } else {
-                println!(
+                outln!(
+                    text,
                     "{:>8} {:>8} {:<10} {:<28} {:>10} {:<8}",
-                    "version", "parent", "slot", "produced by", "examples", "device"
+                    "version",
+                    "parent",
+                    "slot",
+                    "produced by",
+                    "examples",
+                    "device"
                 );
                 for m in list {
                     let produced = serde_json::to_value(&m.produced_by)
@@ -105,7 +135,8 @@ fn run(args: &ModelsArgs) -> Result<(), String> {
                         .and_then(|v| v["kind"].as_str().map(str::to_string))
                         .unwrap_or_default();
                     let mark = if Some(m.version) == current { " *" } else { "" };
-                    println!(
+                    outln!(
+                        text,
                         "{:>8} {:>8} {:<10} {:<28} {:>10} {:<8}{mark}",
                         m.version,
                         m.parent.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
@@ -115,28 +146,28 @@ fn run(args: &ModelsArgs) -> Result<(), String> {
                         m.device
                     );
                 }
-                println!("(* = current)");
+                outln!(text, "(* = current)");
             }
         }
         ModelsCommand::Show { version } => {
             let m = registry.show(*version).map_err(|e| e.to_string())?;
-            println!("{}", serde_json::to_string_pretty(&m).map_err(|e| e.to_string())?);
+            outln!(text, "{}", serde_json::to_string_pretty(&m).map_err(|e| e.to_string())?);
         }
         ModelsCommand::Rollback { to, reason } => {
             let change = registry.rollback(*to, reason).map_err(|e| e.to_string())?;
-            println!("serving version {to} (was {:?})", change.from);
+            outln!(text, "serving version {to} (was {:?})", change.from);
         }
         ModelsCommand::Promote { dir: from, reason } => {
             let v = registry.promote_from(from, reason).map_err(|e| e.to_string())?;
-            println!("imported the current model of {} as version {v}, now serving it", from.display());
+            outln!(text, "imported the current model of {} as version {v}, now serving it", from.display());
         }
         ModelsCommand::History => {
             for change in registry.history().map_err(|e| e.to_string())? {
-                println!("{}", serde_json::to_string(&change).map_err(|e| e.to_string())?);
+                outln!(text, "{}", serde_json::to_string(&change).map_err(|e| e.to_string())?);
             }
         }
     }
-    Ok(())
+    print_quietly(&text)
 }
 
 /// `eddy score`.
@@ -154,35 +185,63 @@ pub struct ScoreArgs {
 /// per line.
 pub fn score(args: ScoreArgs) -> ExitCode {
     match score_lines(&args.dir, args.watch_ms) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
+        Ok(()) | Err(Stop::ClosedPipe) => ExitCode::SUCCESS,
+        Err(Stop::Error(e)) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE
         }
     }
 }
 
-fn score_lines(dir: &Path, watch_ms: u64) -> Result<(), String> {
-    let scorer = Scorer::open(dir).map_err(|e| e.to_string())?;
+/// Why scoring stopped early.
+enum Stop {
+    /// The reader of stdout went away (`eddy score | head`): not an error.
+    ClosedPipe,
+    /// Anything else.
+    Error(String),
+}
+
+impl From<String> for Stop {
+    fn from(e: String) -> Self {
+        Stop::Error(e)
+    }
+}
+
+fn write_failed(e: std::io::Error) -> Stop {
+    if closed_pipe(&e) {
+        Stop::ClosedPipe
+    } else {
+        Stop::Error(e.to_string())
+    }
+}
+
+fn score_lines(dir: &Path, watch_ms: u64) -> Result<(), Stop> {
+    let scorer = Scorer::open(dir).map_err(|e| Stop::Error(e.to_string()))?;
     let _watch = (watch_ms > 0).then(|| scorer.watch(Duration::from_millis(watch_ms)));
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     for line in std::io::stdin().lock().lines() {
-        let line = line.map_err(|e| e.to_string())?;
+        let line = line.map_err(|e| Stop::Error(e.to_string()))?;
         if line.trim().is_empty() {
+            continue;
+        }
+        // The same limits as every JSON-lines source: no line reaches the parser that is over
+        // MAX_LINE_BYTES long or nests deeper than MAX_NESTING_DEPTH.
+        if let Some((why, detail)) = eddy_connectors::sources::text::check_json_line(line.as_bytes()) {
+            writeln!(out, "{}", serde_json::json!({ "error": detail, "reason": why }))
+                .map_err(write_failed)?;
             continue;
         }
         let value: serde_json::Value = match serde_json::from_str(&line) {
             Ok(v) => v,
             Err(e) => {
-                writeln!(out, "{}", serde_json::json!({ "error": e.to_string() }))
-                    .map_err(|e| e.to_string())?;
+                writeln!(out, "{}", serde_json::json!({ "error": e.to_string() })).map_err(write_failed)?;
                 continue;
             }
         };
         let Some(map) = value.as_object() else {
             writeln!(out, "{}", serde_json::json!({ "error": "expected a JSON object" }))
-                .map_err(|e| e.to_string())?;
+                .map_err(write_failed)?;
             continue;
         };
         let features: Vec<(&str, RawValue<'_>)> = map
@@ -201,8 +260,8 @@ fn score_lines(dir: &Path, watch_ms: u64) -> Result<(), String> {
             .collect();
         let p = scorer.score(&features);
         writeln!(out, "{}", serde_json::json!({ "prediction": p.value, "version": p.version }))
-            .map_err(|e| e.to_string())?;
-        out.flush().map_err(|e| e.to_string())?;
+            .map_err(write_failed)?;
+        out.flush().map_err(write_failed)?;
     }
     Ok(())
 }

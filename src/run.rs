@@ -31,14 +31,15 @@ fn load(args: &ConfigArgs) -> Result<PipelineConfig, ExitCode> {
 pub fn validate(args: ConfigArgs) -> ExitCode {
     match load(&args) {
         Ok(c) => {
-            println!(
-                "{}: ok (pipeline `{}`, {} source(s), {} sink(s), {} model slot(s))",
+            // A closed pipe is not an error, and must not panic as `println!` would.
+            let _ = crate::models::print_quietly(&format!(
+                "{}: ok (pipeline `{}`, {} source(s), {} sink(s), {} model slot(s))\n",
                 args.config.display(),
                 c.pipeline.name,
                 c.sources.len(),
                 c.sinks.len(),
                 1 + c.model.shadows.len()
-            );
+            ));
             ExitCode::SUCCESS
         }
         Err(code) => code,
@@ -155,7 +156,8 @@ fn execute(config: &PipelineConfig, args: &RunArgs) -> Result<(), Box<dyn std::e
         if stdout_used {
             eprint!("{}", summary.to_table());
         } else {
-            print!("{}", summary.to_table());
+            // A closed pipe (`eddy run | head`) is not an error.
+            crate::models::print_quietly(&summary.to_table())?;
         }
     }
     Ok(())

@@ -154,7 +154,7 @@ fn admin_endpoint_refuses_a_missing_or_wrong_token_and_runs_a_manual_retrain() {
         .replace("triggers = { on_drift = [\"champion_error\"] }", "triggers = {}")
         .replace("collect_after_trigger = 1500", "collect_after_trigger = 0")
         .replace("[registry]\ndir = \"models/rt\"", "[registry]\nenabled = false")
-        + "\n[admin]\nenabled = true\nlisten = \"127.0.0.1:0\"\ntoken = \"s3cret\"\n";
+        + "\n[admin]\nenabled = true\nlisten = \"127.0.0.1:0\"\ntoken = \"s3cret-s3cret-s3cret\"\n";
     std::fs::write(dir.path().join("live.toml"), config).unwrap();
     let mut guard = KillOnDrop(
         Command::new(env!("CARGO_BIN_EXE_eddy"))
@@ -177,7 +177,7 @@ fn admin_endpoint_refuses_a_missing_or_wrong_token_and_runs_a_manual_retrain() {
     assert!(post(&addr, Some("wrong")).contains("401"));
     // Let some labels into the training buffer, then ask through the CLI client.
     std::thread::sleep(Duration::from_millis(1500));
-    eddy_ok(dir.path(), &["retrain", "--admin", &addr, "--token", "s3cret"]);
+    eddy_ok(dir.path(), &["retrain", "--admin", &addr, "--token", "s3cret-s3cret-s3cret"]);
     let out = Command::new(env!("CARGO_BIN_EXE_eddy"))
         .args(["retrain", "--admin", &addr, "--token", "nope"])
         .output()

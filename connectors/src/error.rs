@@ -153,6 +153,14 @@ pub enum Problem {
         /// The file.
         path: PathBuf,
     },
+    /// A CSV header names a column twice (its rows could not be told apart by name).
+    #[error("{}: the header names column `{column}` more than once", .path.display())]
+    DuplicateColumn {
+        /// The file.
+        path: PathBuf,
+        /// The repeated column name.
+        column: String,
+    },
     /// An input is shorter than the checkpoint's position in it.
     #[error("{} has {len} bytes but the checkpoint resumes at byte {byte}: the file was replaced or truncated since the checkpoint", .path.display())]
     InputShrunk {

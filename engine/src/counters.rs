@@ -28,6 +28,10 @@ pub struct CountersState {
     pub max_ts: i64,
     /// Dead letters emitted so far, by reason.
     pub dead_letters: BTreeMap<String, u64>,
+    /// Blank lines of text inputs skipped so far (a trailing field: older checkpoints read
+    /// as 0).
+    #[serde(default)]
+    pub blank_lines: u64,
 }
 
 /// The values of the counters at the last [`Counters::publish`].
@@ -36,6 +40,7 @@ struct Published {
     events: u64,
     labels: u64,
     late: u64,
+    blank_lines: u64,
     join: JoinCounters,
 }
 
@@ -122,6 +127,16 @@ impl Counters {
         }
     }
 
+    /// Counts skipped blank lines.
+    pub fn count_blank_lines(&mut self, n: u64) {
+        self.state.blank_lines += n;
+    }
+
+    /// Blank lines skipped so far.
+    pub fn blank_lines(&self) -> u64 {
+        self.state.blank_lines
+    }
+
     /// Records how long the engine spent on one batch of events (`score`) or labels (`learn`).
     pub fn record_batch_seconds(&self, events: bool, seconds: f64) {
         if events {
@@ -140,6 +155,7 @@ impl Counters {
         m.events.increment(s.events - p.events);
         m.labels.increment(s.labels - p.labels);
         m.late.increment(s.late - p.late);
+        m.blank_lines.increment(s.blank_lines - p.blank_lines);
         m.joined.increment(c.joined - p.join.joined);
         m.expired.increment(c.expired - p.join.expired);
         m.unmatched.increment(c.unmatched_labels - p.join.unmatched_labels);
@@ -151,7 +167,13 @@ impl Counters {
         if s.max_ts > i64::MIN {
             m.watermark.set(s.max_ts as f64 / 1000.0);
         }
-        self.published = Published { events: s.events, labels: s.labels, late: s.late, join: c };
+        self.published = Published {
+            events: s.events,
+            labels: s.labels,
+            late: s.late,
+            blank_lines: s.blank_lines,
+            join: c,
+        };
     }
 
     /// The state, for a checkpoint.

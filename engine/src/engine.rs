@@ -278,6 +278,7 @@ impl<'s> Engine<'s> {
     /// Counts the dead letters of the batches the merger took and hands them to the
     /// dead-letter thread.
     fn emit_dead_letters(&mut self, merger: &mut StreamMerger) -> Result<(), EngineError> {
+        self.counters.count_blank_lines(merger.take_blank_lines());
         let letters = merger.take_dead_letters();
         if letters.is_empty() {
             return Ok(());
@@ -643,6 +644,7 @@ impl<'s> Engine<'s> {
             evicted: c.evicted,
             rejected_full: c.rejected_full,
             late_records: self.counters.late(),
+            skipped_blank_lines: self.counters.blank_lines(),
             pending_at_end: self.join.pending() as u64,
             waiting_labels_at_end: self.join.waiting_labels() as u64,
             metrics: self.models.slots().iter().map(|s| (s.name.clone(), s.evaluator.report())).collect(),

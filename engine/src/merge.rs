@@ -110,6 +110,8 @@ pub struct StreamMerger {
     inputs: Vec<InputState>,
     /// Dead letters of the batches taken so far, waiting for the engine to emit them.
     dead_letters: Vec<DeadLetter>,
+    /// Blank lines of the batches taken, not yet counted by the engine.
+    blank_lines: u64,
     /// The highest `SourceBatch::aggregated` of the batches taken so far.
     aggregated: u64,
     next_id: u64,
@@ -132,6 +134,7 @@ impl StreamMerger {
                 })
                 .collect(),
             dead_letters: Vec::new(),
+            blank_lines: 0,
             aggregated: 0,
             next_id: 0,
             time_column: [event_time.to_string(), label_time.to_string()],
@@ -185,6 +188,11 @@ impl StreamMerger {
     /// Dead letters of the batches taken since the last call, in the order taken.
     pub fn take_dead_letters(&mut self) -> Vec<DeadLetter> {
         std::mem::take(&mut self.dead_letters)
+    }
+
+    /// The blank lines skipped in the batches taken since the last call.
+    pub fn take_blank_lines(&mut self) -> u64 {
+        std::mem::take(&mut self.blank_lines)
     }
 
     /// The rows taken from the sources but not yet processed, and each source's resume
@@ -356,6 +364,7 @@ impl StreamMerger {
             // Taking a batch is what moves the source's resume position and releases its
             // dead letters, so both stay consistent with checkpoints.
             self.dead_letters.append(&mut b.dead_letters);
+            self.blank_lines += std::mem::take(&mut b.blank_lines);
             if b.position.is_some() {
                 state.position = b.position.take();
             }

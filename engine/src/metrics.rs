@@ -98,6 +98,11 @@ pub const EVICTED_TOTAL: MetricDef =
 /// `eddy_late_records_total`.
 pub const LATE_RECORDS_TOTAL: MetricDef =
     counter("eddy_late_records_total", "Records older than the watermark minus the allowed lateness.");
+/// `eddy_skipped_blank_lines_total`.
+pub const SKIPPED_BLANK_LINES_TOTAL: MetricDef = counter(
+    "eddy_skipped_blank_lines_total",
+    "Blank lines of text inputs, skipped (lines read = events + labels + dead letters + these).",
+);
 /// `eddy_dead_letters_total{source,reason}`.
 pub const DEAD_LETTERS_TOTAL: MetricDef =
     counter("eddy_dead_letters_total", "Records rejected by a source, by source and reason.");
@@ -306,6 +311,7 @@ pub const METRICS: &[&MetricDef] = &[
     &DUPLICATE_LABELS_TOTAL,
     &EVICTED_TOTAL,
     &LATE_RECORDS_TOTAL,
+    &SKIPPED_BLANK_LINES_TOTAL,
     &DEAD_LETTERS_TOTAL,
     &BATCH_DURATION_SECONDS,
     &JOIN_BUFFER_EVENTS,
@@ -501,6 +507,7 @@ pub struct EngineMetrics {
     pub(crate) duplicate_labels: Counter,
     pub(crate) evicted: Counter,
     pub(crate) late: Counter,
+    pub(crate) blank_lines: Counter,
     pub(crate) score_seconds: Histogram,
     pub(crate) learn_seconds: Histogram,
     pub(crate) buffer_events: Gauge,
@@ -522,6 +529,7 @@ impl EngineMetrics {
             duplicate_labels: f.counter(&DUPLICATE_LABELS_TOTAL, &[]),
             evicted: f.counter(&EVICTED_TOTAL, &[]),
             late: f.counter(&LATE_RECORDS_TOTAL, &[]),
+            blank_lines: f.counter(&SKIPPED_BLANK_LINES_TOTAL, &[]),
             score_seconds: stage(BatchStage::Score),
             learn_seconds: stage(BatchStage::Learn),
             buffer_events: f.gauge(&JOIN_BUFFER_EVENTS, &[]),

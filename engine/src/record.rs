@@ -49,12 +49,23 @@ pub struct SourceBatch {
     /// The batch's number among those whose windowed aggregates a source thread computed
     /// (`window_features.rs`), so a checkpoint knows which batches the aggregates have seen.
     pub aggregated: Option<u64>,
+    /// Blank lines of the same stretch of input, skipped; counted when the engine takes the
+    /// batch, like its dead letters.
+    pub blank_lines: u64,
 }
 
 impl SourceBatch {
     /// A batch of `role` rows with their offsets, no dead letters and no position.
     pub fn new(role: StreamRole, batch: RecordBatch, offsets: Vec<u64>) -> Self {
-        SourceBatch { role, batch, offsets, dead_letters: Vec::new(), position: None, aggregated: None }
+        SourceBatch {
+            role,
+            batch,
+            offsets,
+            dead_letters: Vec::new(),
+            position: None,
+            aggregated: None,
+            blank_lines: 0,
+        }
     }
 }
 

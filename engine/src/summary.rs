@@ -76,6 +76,10 @@ pub struct RunSummary {
     pub rejected_full: u64,
     /// Events older than the watermark minus the allowed lateness when they arrived.
     pub late_records: u64,
+    /// Blank lines of text inputs, skipped: lines read = events + labels + dead letters +
+    /// these.
+    #[serde(default)]
+    pub skipped_blank_lines: u64,
     /// Events still waiting for their label when the input ended.
     pub pending_at_end: u64,
     /// Labels still waiting for their event when the input ended.
@@ -136,7 +140,7 @@ impl RunSummary {
             "pipeline {}  ({:.2}s, {:.0} events/s)",
             self.pipeline, self.elapsed_seconds, self.events_per_second
         );
-        let rows: [(&str, u64); 12] = [
+        let rows: [(&str, u64); 13] = [
             ("events", self.events),
             ("labels", self.labels),
             ("joined", self.joined),
@@ -147,6 +151,7 @@ impl RunSummary {
             ("duplicate events", self.duplicate_events),
             ("evicted / rejected", self.evicted + self.rejected_full),
             ("late records", self.late_records),
+            ("skipped blank lines", self.skipped_blank_lines),
             ("pending at end", self.pending_at_end),
             ("dead letters", self.dead_letters),
         ];

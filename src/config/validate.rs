@@ -178,8 +178,17 @@ pub(super) fn check(c: &PipelineConfig, at: &Located) -> Vec<ConfigError> {
         }
     }
     if c.admin.enabled {
-        if c.admin.token().is_none() {
-            err("admin.token".into(), "the admin endpoint needs a token (admin.token, or the EDDY_ADMIN_TOKEN environment variable)".into());
+        match c.admin.token() {
+            None => err("admin.token".into(), "the admin endpoint needs a token (admin.token, or the EDDY_ADMIN_TOKEN environment variable)".into()),
+            Some(t) if t.len() < crate::admin::MIN_TOKEN_BYTES => err(
+                "admin.token".into(),
+                format!(
+                    "the admin token is {} bytes long; it must be at least {} (a guessable token opens the endpoint)",
+                    t.len(),
+                    crate::admin::MIN_TOKEN_BYTES
+                ),
+            ),
+            Some(_) => {}
         }
         if !c.admin.listen.ip().is_loopback() {
             err(

@@ -70,6 +70,9 @@ impl CsvSourceConfig {
         if header.is_empty() {
             return Err(("path", Problem::NoHeader { path: self.path.clone() }));
         }
+        if let Some(column) = duplicate_column(&header, self.delimiter as u8) {
+            return Err(("path", Problem::DuplicateColumn { path: self.path.clone(), column }));
+        }
         let decoder = CsvDecoder {
             normalizer: normalizer.clone(),
             header,
@@ -80,6 +83,39 @@ impl CsvSourceConfig {
         let source = TextSource::new(&cx.name, reader, Box::new(decoder), normalizer, cx.batch_size, bounded);
         Ok(Box::new(source.resuming(cx, &self.path).map_err(|p| ("path", p))?))
     }
+}
+
+/// The first column name a CSV header line repeats, if any: such a file is unusable (every
+/// row would carry two values for one feature), so it is refused when the source opens.
+fn duplicate_column(header: &[u8], delimiter: u8) -> Option<String> {
+    // Split on the delimiter outside double quotes; `""` inside quotes is a quote.
+    let mut names = Vec::new();
+    let mut name = Vec::new();
+    let mut quoted = false;
+    let mut i = 0;
+    while i < header.len() {
+        let b = header[i];
+        if quoted {
+            if b == b'"' && header.get(i + 1) == Some(&b'"') {
+                name.push(b'"');
+                i += 1;
+            } else if b == b'"' {
+                quoted = false;
+            } else {
+                name.push(b);
+            }
+        } else if b == b'"' {
+            quoted = true;
+        } else if b == delimiter {
+            names.push(std::mem::take(&mut name));
+        } else {
+            name.push(b);
+        }
+        i += 1;
+    }
+    names.push(name);
+    let mut seen = std::collections::HashSet::new();
+    names.into_iter().find(|n| !seen.insert(n.clone())).map(|n| String::from_utf8_lossy(&n).into_owned())
 }
 
 /// Arrow's CSV decoder behind the [`RowDecoder`] interface.
@@ -171,5 +207,18 @@ impl RowDecoder for CsvDecoder {
         let mut buf = line.to_vec();
         buf.push(b'\n');
         Self::run(&mut d, &buf)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::duplicate_column;
+
+    #[test]
+    fn duplicate_header_columns_are_found() {
+        assert_eq!(duplicate_column(b"id,ts,x0,x1", b','), None);
+        assert_eq!(duplicate_column(b"id,ts,x0,x0", b','), Some("x0".into()));
+        assert_eq!(duplicate_column(b"id;\"x;0\";\"x;0\"", b';'), Some("x;0".into()));
+        assert_eq!(duplicate_column(b"\"a,b\",a,b", b','), None);
     }
 }

@@ -41,7 +41,7 @@ use tracing::{debug, info, warn};
 use super::jsonl::JsonDecoder;
 use super::lines::LineChunk;
 use super::normalize::{reason, Normalizer};
-use super::text::{decode_lines, RowDecoder};
+use super::text::{decode_lines, screen_chunk, RowDecoder};
 use super::{BuildSource, SourceKind};
 use crate::error::{ConnectorError, Problem};
 use crate::fluvio_client::{
@@ -720,10 +720,9 @@ impl FluvioSource {
             chunk.buf.push(b'\n');
             chunk.offsets.push(u64::try_from(r.offset).unwrap_or(0));
         }
-        if chunk.is_empty() {
-            return None;
-        }
-        if !self.inferred {
+        // Over-long or too deeply nested records never reach a parser (inference included).
+        screen_chunk(&self.decoder, &mut self.normalizer, &mut chunk);
+        if !self.inferred && !chunk.is_empty() {
             // The schema comes from the first records (bad ones ignored); if none of them is a
             // JSON object, they are dead letters and the next records are tried.
             match self.decoder.infer(&chunk) {

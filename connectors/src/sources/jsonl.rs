@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::lines::LineChunk;
 use super::normalize::{decode_schema, Normalizer};
-use super::text::{open_text, DecodeError, RowDecoder, TextSource};
+use super::text::{check_json_line, open_text, DecodeError, RowDecoder, TextSource};
 use super::{BuildSource, SourceKind};
 use crate::error::{ConnectorError, Problem};
 
@@ -97,6 +97,10 @@ fn clean(s: String) -> DecodeError {
 }
 
 impl RowDecoder for JsonDecoder {
+    fn screen(&self, line: &[u8]) -> Option<(&'static str, String)> {
+        check_json_line(line)
+    }
+
     fn infer(&mut self, sample: &LineChunk) -> Result<SchemaRef, DecodeError> {
         let inferred = infer_majority(sample)?;
         let schema = decode_schema(self.normalizer.spec(), &inferred);

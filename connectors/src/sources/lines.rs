@@ -13,6 +13,8 @@ pub struct LineChunk {
     pub lines: Vec<(usize, usize)>,
     /// 0-based line index of each non-blank line.
     pub offsets: Vec<u64>,
+    /// Blank (empty or whitespace-only) lines read into this chunk and skipped.
+    pub blank: u64,
 }
 
 impl LineChunk {
@@ -21,6 +23,7 @@ impl LineChunk {
         self.buf.clear();
         self.lines.clear();
         self.offsets.clear();
+        self.blank = 0;
     }
 
     /// Line `i` without its newline.
@@ -130,8 +133,8 @@ impl LineReader {
                     }
                     // The last line of a file without a final newline is still a line.
                     let end = chunk.buf.len();
-                    let LineChunk { buf, lines, offsets } = chunk;
-                    push_line(&mut self.next_line, buf, lines, offsets, line_start, end);
+                    let LineChunk { buf, lines, offsets, blank } = chunk;
+                    push_line(&mut self.next_line, buf, lines, offsets, blank, line_start, end);
                     chunk.buf.push(b'\n');
                 }
                 return Ok(if self.follow { ReadState::Waiting } else { ReadState::End });
@@ -153,11 +156,11 @@ impl LineReader {
             self.reader.consume(take);
             self.consumed += take as u64;
             if last_end.is_some() {
-                let LineChunk { buf, lines, offsets } = chunk;
+                let LineChunk { buf, lines, offsets, blank } = chunk;
                 let mut start = line_start;
                 for pos in memchr::memchr_iter(b'\n', &buf[base..]) {
                     let end = base + pos;
-                    push_line(&mut self.next_line, buf, lines, offsets, start, end);
+                    push_line(&mut self.next_line, buf, lines, offsets, blank, start, end);
                     start = end + 1;
                 }
                 line_start = start;
@@ -166,13 +169,14 @@ impl LineReader {
     }
 }
 
-/// Registers the line `buf[start..end]` (its newline excluded) unless it is blank; every line,
-/// blank or not, advances the line index.
+/// Registers the line `buf[start..end]` (its newline excluded) unless it is blank (then it is
+/// counted in `blank`); every line, blank or not, advances the line index.
 fn push_line(
     next_line: &mut u64,
     buf: &[u8],
     lines: &mut Vec<(usize, usize)>,
     offsets: &mut Vec<u64>,
+    blank: &mut u64,
     start: usize,
     end: usize,
 ) {
@@ -183,6 +187,8 @@ fn push_line(
     if !buf[start..e].iter().all(|b| b.is_ascii_whitespace()) {
         lines.push((start, e));
         offsets.push(*next_line);
+    } else {
+        *blank += 1;
     }
     *next_line += 1;
 }
@@ -198,6 +204,7 @@ mod tests {
         let mut c = LineChunk::default();
         assert_eq!(r.read_chunk(10, &mut c).unwrap(), ReadState::End);
         assert_eq!(c.offsets, vec![0, 2, 3]);
+        assert_eq!(c.blank, 1);
         assert_eq!((c.line(0), c.line(1), c.line(2)), (&b"a"[..], &b"b"[..], &b"c"[..]));
     }
 

@@ -35,6 +35,13 @@ pub mod reason {
     pub const MISSING_LABEL: &str = "missing_label";
     /// The label is not valid for the task (e.g. not 0/1 for classification).
     pub const BAD_LABEL: &str = "bad_label";
+    /// The record nests arrays/objects deeper than
+    /// [`MAX_NESTING_DEPTH`](crate::sources::text::MAX_NESTING_DEPTH); refused before any
+    /// parser sees it.
+    pub const TOO_DEEP: &str = "too_deep";
+    /// The record is longer than [`MAX_LINE_BYTES`](crate::sources::text::MAX_LINE_BYTES);
+    /// refused before any parser sees it.
+    pub const TOO_LONG: &str = "too_long";
 }
 
 /// Checks and normalises the batches of one source. See the module docs.
