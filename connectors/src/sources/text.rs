@@ -41,6 +41,14 @@ pub fn check_json_line(line: &[u8]) -> Option<(&'static str, String)> {
     if let Some(bad) = check_line_length(line) {
         return Some(bad);
     }
+    // Fast path: a line with at most MAX_NESTING_DEPTH opening brackets cannot nest deeper,
+    // whatever its strings hold. Counting them is a SIMD search (flat records have one `{`),
+    // so the common case costs a fraction of the byte-by-byte walk below, which runs only for
+    // lines with many brackets. This scan sits on the events source's thread, the critical
+    // path of a replay.
+    if memchr::memchr2_iter(b'{', b'[', line).nth(MAX_NESTING_DEPTH).is_none() {
+        return None;
+    }
     let mut depth = 0usize;
     let mut in_string = false;
     let mut escaped = false;
