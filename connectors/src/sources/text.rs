@@ -46,9 +46,8 @@ pub fn check_json_line(line: &[u8]) -> Option<(&'static str, String)> {
     // so the common case costs a fraction of the byte-by-byte walk below, which runs only for
     // lines with many brackets. This scan sits on the events source's thread, the critical
     // path of a replay.
-    if memchr::memchr2_iter(b'{', b'[', line).nth(MAX_NESTING_DEPTH).is_none() {
-        return None;
-    }
+    // (`?`: no (MAX_NESTING_DEPTH + 1)-th opening bracket means nothing to refuse.)
+    memchr::memchr2_iter(b'{', b'[', line).nth(MAX_NESTING_DEPTH)?;
     let mut depth = 0usize;
     let mut in_string = false;
     let mut escaped = false;
