@@ -146,14 +146,7 @@ impl DriftDetector for EddmDetector {
             }
             self.last_error = self.n;
         }
-        if self.drift {
-            self.detections += 1;
-            DriftState::Drift
-        } else if self.warning {
-            DriftState::Warning
-        } else {
-            DriftState::None
-        }
+        DriftState::conclude(self.drift, self.warning, &mut self.detections)
     }
 
     fn reset(&mut self) {

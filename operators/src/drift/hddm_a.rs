@@ -156,14 +156,7 @@ impl DriftDetector for HddmADetector {
                 self.warning = true;
             }
         }
-        if self.drift {
-            self.detections += 1;
-            DriftState::Drift
-        } else if self.warning {
-            DriftState::Warning
-        } else {
-            DriftState::None
-        }
+        DriftState::conclude(self.drift, self.warning, &mut self.detections)
     }
 
     fn reset(&mut self) {

@@ -259,14 +259,7 @@ impl DriftDetector for HddmWDetector {
             }
         }
 
-        if self.drift {
-            self.detections += 1;
-            DriftState::Drift
-        } else if self.warning {
-            DriftState::Warning
-        } else {
-            DriftState::None
-        }
+        DriftState::conclude(self.drift, self.warning, &mut self.detections)
     }
 
     fn reset(&mut self) {

@@ -93,6 +93,20 @@ impl DriftState {
     pub fn is_warning(self) -> bool {
         self == DriftState::Warning
     }
+
+    /// What an update of a detector with a warning zone concluded from its two flags (a drift
+    /// wins over a warning), counting a drift in `detections`.
+    #[inline]
+    pub fn conclude(drift: bool, warning: bool, detections: &mut u64) -> Self {
+        if drift {
+            *detections += 1;
+            DriftState::Drift
+        } else if warning {
+            DriftState::Warning
+        } else {
+            DriftState::None
+        }
+    }
 }
 
 /// A streaming change detector.
